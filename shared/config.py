@@ -1,0 +1,113 @@
+"""The one place where zipflow reads its environment.
+
+Every process (worker, API, command line) builds a `Settings` once at start and passes
+it, or the parts it needs, down as arguments. Nothing else reads `os.environ`.
+"""
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+
+MODES = ("snapshot", "merge")
+
+
+class ConfigError(ValueError):
+    """A ZIPFLOW_* variable holds a value zipflow cannot use."""
+
+
+@dataclass(frozen=True)
+class ArchiveLimits:
+    """Bounds on what an uploaded archive may hold, so a hostile zip cannot exhaust the host."""
+
+    max_archive_bytes: int = 2 * 1024**3
+    max_total_bytes: int = 4 * 1024**3
+    max_members: int = 3_000_000
+    max_member_bytes: int = 32 * 1024**2
+    max_ratio: int = 200
+
+
+@dataclass(frozen=True)
+class Settings:
+    """All configuration, with development defaults that suit a laptop and nothing more."""
+
+    database_url: str = "sqlite:///data/zipflow.db"
+    mode: str = "snapshot"
+    data_dir: Path = Path("data")
+    limits: ArchiveLimits = field(default_factory=ArchiveLimits)
+
+    s3_endpoint: str = "localhost:9000"
+    s3_access_key: str = ""
+    s3_secret_key: str = ""
+    s3_secure: bool = False
+    source_bucket: str = "source"
+    processed_bucket: str = "processed"
+    image_upload_threads: int = 8
+
+    amqp_url: str = "amqp://guest:guest@localhost:5672/%2F"
+    exchange: str = "minio-events"
+    exchange_type: str = "fanout"
+    exchange_durable: bool = True
+    queue: str = "zipflow.objects"
+    dead_letter: str = "zipflow.dead"
+    max_deliveries: int = 5
+    reconcile_seconds: int = 300
+
+    api_token: str = ""
+    api_threads: int = 8
+    api_max_upload_bytes: int = 512 * 1024**2
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
+        """Build settings from ZIPFLOW_* variables; unknown ones are ignored, bad ones raise."""
+        env = os.environ if env is None else env
+        values: dict[str, object] = {}
+        for f in fields(cls):
+            if f.name == "limits":
+                continue
+            raw = env.get(f"ZIPFLOW_{f.name.upper()}")
+            if raw is not None:
+                values[f.name] = _convert(f.name, raw, type(getattr(cls(), f.name)))
+        limit_values = {}
+        for f in fields(ArchiveLimits):
+            raw = env.get(f"ZIPFLOW_{f.name.upper()}")
+            if raw is not None:
+                limit_values[f.name] = _convert(f.name, raw, int)
+        settings = cls(**values, limits=replace(ArchiveLimits(), **limit_values))
+        if settings.mode not in MODES:
+            raise ConfigError(f"ZIPFLOW_MODE must be one of {', '.join(MODES)}, not {settings.mode!r}")
+        return settings
+
+    def image_path(self, user_id: str) -> str:
+        """The bucket/key of a user's processed image, as stored in the user row and served."""
+        return f"{self.processed_bucket}/{image_key(user_id)}"
+
+
+def image_key(user_id: str) -> str:
+    """The object key of a user's image inside the processed bucket."""
+    return f"images/{user_id}.png"
+
+
+OUTPUT_KEY = "output.csv"
+
+
+def _convert(name: str, raw: str, kind: type) -> object:
+    variable = f"ZIPFLOW_{name.upper()}"
+    if kind is bool:
+        lowered = raw.strip().lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off", ""):
+            return False
+        raise ConfigError(f"{variable} must be true or false, not {raw!r}")
+    if kind is int:
+        try:
+            number = int(raw)
+        except ValueError:
+            raise ConfigError(f"{variable} must be a whole number, not {raw!r}") from None
+        if number < 0:
+            raise ConfigError(f"{variable} must not be negative, not {raw!r}")
+        return number
+    if kind is Path or issubclass(kind, Path):
+        return Path(raw)
+    return raw

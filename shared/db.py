@@ -1,0 +1,73 @@
+"""Binding the models to a database named by URL, and keeping its schema current.
+
+The models use one `DatabaseProxy`; each process binds it once from its settings, and
+tests bind it to their own database.
+"""
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import peewee
+from playhouse.db_url import connect
+from playhouse.migrate import SchemaMigrator
+
+database = peewee.DatabaseProxy()
+
+# SQLite serves the API's reads while the worker writes: WAL lets readers see the last
+# commit without waiting, and the busy timeout makes a second writer wait, not fail.
+SQLITE_PRAGMAS = {
+    "journal_mode": "wal",
+    "busy_timeout": 10_000,
+    "synchronous": "normal",
+    "foreign_keys": 1,
+}
+
+Migration = Callable[[SchemaMigrator], None]
+
+# Schema changes after version 1, in order. Version N+1 is MIGRATIONS[N - 1]: append a
+# function that calls `playhouse.migrate.migrate(migrator.add_column(...), ...)`; never
+# edit or remove one that has shipped.
+MIGRATIONS: list[Migration] = []
+
+
+class SchemaVersion(peewee.Model):
+    """One row holding the schema version this database has reached."""
+
+    version = peewee.IntegerField()
+
+    class Meta:
+        database = database
+        table_name = "schema_version"
+
+
+def open_database(url: str) -> peewee.Database:
+    """Connect to the database named by `url` and bind the models to it."""
+    if url.startswith("sqlite:///"):
+        path = url.removeprefix("sqlite:///")
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        db = connect(url, pragmas=SQLITE_PRAGMAS)
+    else:
+        db = connect(url)
+    database.initialize(db)
+    return db
+
+
+def ensure_schema(models: Sequence[type[peewee.Model]], migrations: Sequence[Migration] = MIGRATIONS) -> int:
+    """Create missing tables, then apply the migrations this database has not seen.
+
+    Safe to call from every process at every start: both steps are idempotent, and the
+    version row is read and written inside one transaction.
+    """
+    with database.atomic():
+        database.create_tables([SchemaVersion, *models], safe=True)
+        row = SchemaVersion.select().first()
+        if row is None:
+            row = SchemaVersion.create(version=1 + len(migrations))
+            return row.version
+        migrator = SchemaMigrator.from_database(database.obj)
+        for migration in migrations[row.version - 1 :]:
+            migration(migrator)
+            row.version += 1
+        row.save()
+        return row.version

@@ -1,0 +1,128 @@
+"""The store: users and processing runs, and the small queries the pipeline and worker share.
+
+Read queries for the API (filters, stats, paging) live in `shared/queries.py`.
+"""
+
+import json
+from datetime import UTC, datetime
+
+import peewee
+
+from shared.db import database, ensure_schema
+
+RUN_STATUSES = ("queued", "running", "succeeded", "failed", "skipped")
+MAX_USER_ID_LENGTH = 64
+
+
+def utcnow() -> datetime:
+    """The current UTC time without tzinfo, as the store keeps every timestamp."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+class BaseModel(peewee.Model):
+    class Meta:
+        database = database
+
+
+class Run(BaseModel):
+    """One attempt to process one archive, from queued to its end, served by /runs."""
+
+    source = peewee.CharField(max_length=1200)
+    etag = peewee.CharField(max_length=200, null=True)
+    source_modified = peewee.DateTimeField(null=True)
+    trigger = peewee.CharField(max_length=20, default="event")
+    mode = peewee.CharField(max_length=20, default="snapshot")
+    status = peewee.CharField(max_length=20, default="queued", index=True)
+
+    users_in_archive = peewee.IntegerField(default=0)
+    inserted = peewee.IntegerField(default=0)
+    updated = peewee.IntegerField(default=0)
+    deleted = peewee.IntegerField(default=0)
+    unchanged = peewee.IntegerField(default=0)
+    kept_newer = peewee.IntegerField(default=0)
+    rejected = peewee.IntegerField(default=0)
+    images = peewee.IntegerField(default=0)
+    images_uploaded = peewee.IntegerField(default=0)
+    images_deleted = peewee.IntegerField(default=0)
+    members_total = peewee.IntegerField(default=0)
+    members_read = peewee.IntegerField(default=0)
+
+    rejections_json = peewee.TextField(default="[]")
+    error = peewee.TextField(null=True)
+    note = peewee.TextField(null=True)
+
+    queued_at = peewee.DateTimeField(default=utcnow)
+    started_at = peewee.DateTimeField(null=True)
+    finished_at = peewee.DateTimeField(null=True)
+
+    class Meta:
+        table_name = "run"
+
+    @property
+    def rejections(self) -> list[dict[str, str]]:
+        """Each rejected file as {"member", "user_id", "reason"}."""
+        return json.loads(self.rejections_json)
+
+    @rejections.setter
+    def rejections(self, value: list[dict[str, str]]) -> None:
+        self.rejections_json = json.dumps(value, ensure_ascii=False)
+
+    @property
+    def duration_seconds(self) -> float | None:
+        if self.started_at is None or self.finished_at is None:
+            return None
+        return round((self.finished_at - self.started_at).total_seconds(), 3)
+
+
+class User(BaseModel):
+    """One user as loaded from the newest archive that holds them.
+
+    `sort_key`, `birth_ymd` and `source_modified_ms` are derived at load time so that
+    ordering, age arithmetic and the merge rule run in SQL on indexed columns.
+    """
+
+    user_id = peewee.CharField(max_length=MAX_USER_ID_LENGTH, unique=True)
+    sort_key = peewee.CharField(max_length=2 * MAX_USER_ID_LENGTH + 1, unique=True)
+    first_name = peewee.TextField()
+    last_name = peewee.TextField()
+    birthts = peewee.BigIntegerField(index=True)
+    birthdate = peewee.DateField()
+    birth_ymd = peewee.IntegerField()
+    img_path = peewee.CharField(max_length=300, null=True)
+    img_fingerprint = peewee.CharField(max_length=40, null=True)
+    source_modified_ms = peewee.BigIntegerField()
+    run = peewee.ForeignKeyField(Run, column_name="run_id", backref="users", on_delete="SET NULL", null=True)
+    created_at = peewee.DateTimeField(default=utcnow)
+    updated_at = peewee.DateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "app_user"
+
+
+MODELS: tuple[type[BaseModel], ...] = (Run, User)
+
+
+def create_schema() -> int:
+    """Create or migrate the store's tables; see `shared.db.ensure_schema`."""
+    return ensure_schema(MODELS)
+
+
+def sort_key(user_id: str) -> str:
+    """A key whose plain string order puts numeric ids in numeric order, before the others.
+
+    "9" < "10" < "abc": digits are left-padded to a fixed width; the id itself is appended
+    so that "007" and "7" stay distinct.
+    """
+    if user_id.isdigit():
+        return user_id.rjust(MAX_USER_ID_LENGTH, "0") + user_id
+    return "~" + user_id
+
+
+def last_loaded_run() -> Run | None:
+    """The newest run that changed the store, which decides whether an event is stale."""
+    return (
+        Run.select()
+        .where(Run.status == "succeeded")
+        .order_by(Run.source_modified.desc(nulls="LAST"), Run.id.desc())
+        .first()
+    )

@@ -1,0 +1,180 @@
+"""Object storage: where processed images and output.csv go, and where source zips come from.
+
+The pipeline writes through the tiny `ProcessedStore` interface, so the worker can use MinIO
+and `zipflow process` a local directory. Keys are built by zipflow from validated user ids,
+never taken from archive member names.
+"""
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import BinaryIO, Protocol
+
+from minio import Minio
+from minio.deleteobjects import DeleteObject
+from minio.error import S3Error
+
+from shared.config import Settings
+
+
+class ProcessedStore(Protocol):
+    """The processed bucket, seen as keys holding bytes."""
+
+    label: str
+
+    def put(self, key: str, data: bytes, content_type: str) -> None: ...
+
+    def get(self, key: str) -> bytes | None: ...
+
+    def delete_many(self, keys: Iterable[str]) -> None: ...
+
+
+class LocalStore:
+    """A directory standing in for the processed bucket: `<root>/<bucket>/<key>`."""
+
+    def __init__(self, root: Path, bucket: str) -> None:
+        self.base = (root / bucket).resolve()
+        self.label = str(root / bucket)
+
+    def _path(self, key: str) -> Path:
+        path = (self.base / key).resolve()
+        if not path.is_relative_to(self.base):
+            raise ValueError(f"object key {key!r} points outside {self.base}")
+        return path
+
+    def put(self, key: str, data: bytes, content_type: str) -> None:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(path.name + ".part")
+        partial.write_bytes(data)
+        partial.replace(path)
+
+    def get(self, key: str) -> bytes | None:
+        path = self._path(key)
+        return path.read_bytes() if path.is_file() else None
+
+    def delete_many(self, keys: Iterable[str]) -> None:
+        for key in keys:
+            self._path(key).unlink(missing_ok=True)
+
+
+def minio_client(settings: Settings) -> Minio:
+    """The one MinIO client of a process, built from settings."""
+    return Minio(
+        settings.s3_endpoint,
+        access_key=settings.s3_access_key or None,
+        secret_key=settings.s3_secret_key or None,
+        secure=settings.s3_secure,
+    )
+
+
+class MinioStore:
+    """The processed bucket in MinIO."""
+
+    def __init__(self, client: Minio, bucket: str) -> None:
+        self.client = client
+        self.bucket = bucket
+        self.label = f"s3://{bucket}"
+
+    def put(self, key: str, data: bytes, content_type: str) -> None:
+        from io import BytesIO
+
+        self.client.put_object(self.bucket, key, BytesIO(data), len(data), content_type=content_type)
+
+    def get(self, key: str) -> bytes | None:
+        try:
+            response = self.client.get_object(self.bucket, key)
+        except S3Error as error:
+            if error.code in ("NoSuchKey", "NoSuchObject"):
+                return None
+            raise
+        try:
+            return response.read()
+        finally:
+            response.close()
+            response.release_conn()
+
+    def delete_many(self, keys: Iterable[str]) -> None:
+        objects = [DeleteObject(key) for key in keys]
+        for start in range(0, len(objects), 1000):
+            errors = list(self.client.remove_objects(self.bucket, iter(objects[start : start + 1000])))
+            if errors:
+                raise RuntimeError(f"could not delete {len(errors)} objects, first: {errors[0]}")
+
+
+@dataclass(frozen=True)
+class SourceObject:
+    """What zipflow knows of a source zip before reading it."""
+
+    bucket: str
+    key: str
+    etag: str | None
+    size: int | None
+    last_modified: datetime | None
+
+    @property
+    def label(self) -> str:
+        return f"{self.bucket}/{self.key}"
+
+
+class SourceBucket:
+    """The bucket people upload zips into."""
+
+    def __init__(self, client: Minio, bucket: str) -> None:
+        self.client = client
+        self.bucket = bucket
+
+    def stat(self, key: str) -> SourceObject | None:
+        """The object's current etag and last-modified time, or None when it is gone."""
+        try:
+            info = self.client.stat_object(self.bucket, key)
+        except S3Error as error:
+            if error.code in ("NoSuchKey", "NoSuchObject"):
+                return None
+            raise
+        return SourceObject(self.bucket, key, _etag(info.etag), info.size, _naive_utc(info.last_modified))
+
+    def download(self, key: str, path: Path) -> None:
+        self.client.fget_object(self.bucket, key, str(path))
+
+    def zips(self) -> Iterator[SourceObject]:
+        """Every `.zip` object in the bucket, from one listing."""
+        for item in self.client.list_objects(self.bucket, recursive=True):
+            if item.is_dir or not item.object_name.lower().endswith(".zip"):
+                continue
+            yield SourceObject(
+                self.bucket, item.object_name, _etag(item.etag), item.size, _naive_utc(item.last_modified)
+            )
+
+    def newest_zip(self) -> SourceObject | None:
+        """The most recently modified `.zip`, the one a snapshot should reflect."""
+        return max(self.zips(), key=lambda o: (o.last_modified or datetime.min, o.key), default=None)
+
+    def upload(self, stream: BinaryIO, key: str, length: int, progress: object = None) -> SourceObject:
+        """Store a zip under `key`; MinIO's notification then turns it into a run."""
+        result = self.client.put_object(
+            self.bucket, key, stream, length, content_type="application/zip", progress=progress
+        )
+        return SourceObject(self.bucket, key, _etag(result.etag), length, None)
+
+
+def ensure_buckets(client: Minio, settings: Settings) -> None:
+    """Create the source and processed buckets when they are missing."""
+    for bucket in (settings.source_bucket, settings.processed_bucket):
+        if not client.bucket_exists(bucket):
+            try:
+                client.make_bucket(bucket)
+            except S3Error as error:
+                if error.code not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
+                    raise
+
+
+def _etag(value: str | None) -> str | None:
+    return value.strip('"') if value else None
+
+
+def _naive_utc(value: datetime | None) -> datetime | None:
+    if value is None or value.tzinfo is None:
+        return value
+    return value.astimezone(UTC).replace(tzinfo=None)

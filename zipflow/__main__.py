@@ -1,0 +1,5 @@
+import sys
+
+from zipflow.cli import main
+
+sys.exit(main())
