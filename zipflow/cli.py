@@ -8,15 +8,15 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from shared import commands as shared_commands
+from shared import cli as shared_cli
 from shared.config import ConfigError, Settings
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="zipflow", description=__doc__.splitlines()[0])
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    shared_commands.add_commands(subparsers)
-    for module_name in ("worker.commands", "api.commands"):
+    shared_cli.add_commands(subparsers)
+    for module_name in ("worker.cli", "api.cli"):
         try:
             module = __import__(module_name, fromlist=["add_commands"])
         except ModuleNotFoundError:
