@@ -1,0 +1,98 @@
+"""The reprocess command: the one message zipflow itself puts on the worker's queue.
+
+MinIO's bucket notifications arrive on the same queue through the events exchange; a
+reprocess command is told apart by its AMQP `type` property. The API's POST /data and
+`zipflow reprocess` both create a queued run first (`shared.models.queue_run`), then call
+`publish_reprocess`, so the worker fills in that run instead of creating one.
+
+The command goes through the default exchange straight to the worker's queue, not through
+the events exchange, so that nothing else bound to MinIO's exchange ever sees it.
+"""
+
+import json
+from dataclasses import dataclass
+
+import pika
+import pika.exceptions
+
+from shared.config import Settings
+
+REPROCESS_TYPE = "zipflow.reprocess"
+
+
+class MessageError(ValueError):
+    """A message body that is not a well-formed reprocess command."""
+
+
+class PublishError(RuntimeError):
+    """The broker did not take the command; the message says what to do about it."""
+
+
+@dataclass(frozen=True)
+class Reprocess:
+    """Re-run the pipeline on `key` in the source bucket, filling in the queued run `run_id`."""
+
+    run_id: int
+    key: str
+
+    def to_body(self) -> bytes:
+        return json.dumps({"command": "reprocess", "run_id": self.run_id, "key": self.key}).encode()
+
+    @classmethod
+    def from_body(cls, body: bytes) -> "Reprocess":
+        try:
+            data = json.loads(body)
+        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise MessageError(f"reprocess command is not JSON: {error}") from None
+        if not isinstance(data, dict) or data.get("command") != "reprocess":
+            raise MessageError('reprocess command must be an object with "command": "reprocess"')
+        run_id, key = data.get("run_id"), data.get("key")
+        if not isinstance(run_id, int) or isinstance(run_id, bool) or run_id < 1:
+            raise MessageError(f"reprocess command needs a positive integer run_id, not {run_id!r}")
+        if not isinstance(key, str) or not key:
+            raise MessageError(f"reprocess command needs a non-empty key, not {key!r}")
+        return cls(run_id=run_id, key=key)
+
+
+def publish_reprocess(settings: Settings, run_id: int, key: str) -> None:
+    """Put a reprocess command for `key` on the worker's queue and wait for the broker's confirm.
+
+    The publish is mandatory and confirmed, so a missing queue or a broker that refuses the
+    message raises `PublishError` here instead of losing the command silently.
+    """
+    parameters = pika.URLParameters(settings.amqp_url)
+    parameters.connection_attempts = 1
+    parameters.socket_timeout = 5
+    parameters.blocked_connection_timeout = 10
+    parameters.client_properties = {"connection_name": "zipflow-reprocess"}
+    message = Reprocess(run_id=run_id, key=key)
+    try:
+        connection = pika.BlockingConnection(parameters)
+    except pika.exceptions.AMQPError as error:
+        raise PublishError(
+            f"cannot reach RabbitMQ at {parameters.host}:{parameters.port} "
+            f"(ZIPFLOW_AMQP_URL): {error!r}"
+        ) from error
+    try:
+        channel = connection.channel()
+        channel.confirm_delivery()
+        channel.basic_publish(
+            exchange="",
+            routing_key=settings.queue,
+            body=message.to_body(),
+            properties=pika.BasicProperties(
+                content_type="application/json",
+                delivery_mode=pika.DeliveryMode.Persistent,
+                type=REPROCESS_TYPE,
+            ),
+            mandatory=True,
+        )
+    except pika.exceptions.UnroutableError:
+        raise PublishError(
+            f"queue {settings.queue!r} does not exist: run `zipflow setup` or start the worker"
+        ) from None
+    except pika.exceptions.AMQPError as error:
+        raise PublishError(f"RabbitMQ did not take the reprocess command: {error!r}") from error
+    finally:
+        if connection.is_open:
+            connection.close()
