@@ -1,0 +1,101 @@
+"""Query parameters: parsed strictly, so a bad one is a 400 that names it, never a guess.
+
+/data and /stats share the filter parameters; paging and format belong to listings.
+"""
+
+import re
+
+import falcon
+
+from shared.models import MAX_USER_ID_LENGTH
+from shared.queries import UserFilter
+
+MAX_AGE = 150
+MAX_PAGE = 1000
+MAX_RUN_ID = 2**31 - 1
+TRUE_WORDS = ("true", "1")
+FALSE_WORDS = ("false", "0")
+FORMATS = ("json", "csv")
+WHOLE_NUMBER = re.compile(r"-?[0-9]{1,12}")
+
+
+class InvalidParameter(falcon.HTTPBadRequest):
+    """A 400 whose JSON body carries the parameter's name, for clients to point at it."""
+
+    def __init__(self, name: str, problem: str) -> None:
+        super().__init__(title="Invalid parameter", description=f"{name}: {problem}")
+        self.parameter = name
+
+    def to_dict(self, obj_type: type = dict) -> dict:
+        body = super().to_dict(obj_type)
+        body["parameter"] = self.parameter
+        return body
+
+
+def _single(req: falcon.Request, name: str) -> str | None:
+    value = req.params.get(name)
+    if isinstance(value, list):
+        raise InvalidParameter(name, "give it once")
+    return value
+
+
+def whole_number(req: falcon.Request, name: str, low: int, high: int) -> int | None:
+    """An integer parameter in [low, high], or None when absent."""
+    raw = _single(req, name)
+    if raw is None:
+        return None
+    if not WHOLE_NUMBER.fullmatch(raw):
+        raise InvalidParameter(name, f"must be a whole number, not {raw!r}")
+    number = int(raw)
+    if not low <= number <= high:
+        raise InvalidParameter(name, f"must be between {low} and {high}, not {number}")
+    return number
+
+
+def boolean(req: falcon.Request, name: str) -> bool | None:
+    """true/false or 1/0 in any case, or None when absent."""
+    raw = _single(req, name)
+    if raw is None:
+        return None
+    word = raw.lower()
+    if word in TRUE_WORDS:
+        return True
+    if word in FALSE_WORDS:
+        return False
+    raise InvalidParameter(name, f"must be true, false, 1 or 0, not {raw!r}")
+
+
+def user_filter(req: falcon.Request) -> UserFilter:
+    """The filters shared by /data and /stats."""
+    has_image = boolean(req, "is_image_exists")
+    min_age = whole_number(req, "min_age", 0, MAX_AGE)
+    max_age = whole_number(req, "max_age", 0, MAX_AGE)
+    if min_age is not None and max_age is not None and min_age > max_age:
+        raise InvalidParameter("min_age", f"must not be above max_age ({min_age} > {max_age})")
+    return UserFilter(has_image=has_image, min_age=min_age, max_age=max_age)
+
+
+def user_cursor(req: falcon.Request) -> str | None:
+    """The `after` cursor: the last user id of the previous page."""
+    after = _single(req, "after")
+    if after is not None and not looks_like_user_id(after):
+        raise InvalidParameter(
+            "after", f"must be a user id of 1 to {MAX_USER_ID_LENGTH} printable characters"
+        )
+    return after
+
+
+def looks_like_user_id(text: str) -> bool:
+    """Whether `text` could be a stored user id; others cannot match and some (NUL) upset drivers."""
+    return 0 < len(text) <= MAX_USER_ID_LENGTH and text.isprintable()
+
+
+def output_format(req: falcon.Request) -> str:
+    """`format=json|csv` when given, otherwise what the Accept header prefers."""
+    raw = _single(req, "format")
+    if raw is not None:
+        if raw not in FORMATS:
+            raise InvalidParameter("format", f"must be one of {', '.join(FORMATS)}, not {raw!r}")
+        return raw
+    preferred = req.client_prefers(["application/json", "text/csv"])
+    return "csv" if preferred == "text/csv" else "json"

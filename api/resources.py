@@ -1,0 +1,399 @@
+"""The HTTP resources: parse parameters, call a named query or service, shape the response.
+
+Nothing here builds SQL or talks to a broker directly; every dependency arrives through
+`Services`, which `create_app` assembles and tests replace.
+"""
+
+import contextlib
+import csv
+import hmac
+import io
+import itertools
+import json
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+from urllib.parse import urlencode
+
+import falcon
+import peewee
+
+from api import params
+from shared.ages import age_on
+from shared.config import Settings, image_key
+from shared.db import database
+from shared.messages import PublishError
+from shared.models import Run, queue_run, utcnow
+from shared.queries import (
+    UserRow,
+    fail_queued_run,
+    get_run,
+    get_user,
+    iter_users,
+    runs_page,
+    user_stats,
+    users_page,
+)
+from shared.storage import ProcessedStore, SourceBucket
+
+JSON_TYPE = "application/json; charset=utf-8"
+CSV_TYPE = "text/csv; charset=utf-8"
+CSV_HEADER = ("user_id", "first_name", "last_name", "birthts", "img_path")
+STREAM_CHUNK_ROWS = 1000
+RUNS_PAGE_DEFAULT = 20
+RUNS_PAGE_MAX = 100
+REJECTIONS_SHOWN = 100
+MAX_KEY_LENGTH = 1024
+
+
+@dataclass(frozen=True)
+class Services:
+    """What the resources need from the outside world, injected by `create_app`."""
+
+    settings: Settings
+    today: Callable[[], date]
+    sources: SourceBucket
+    images: ProcessedStore
+    publish: Callable[[Settings, int, str], None]
+
+
+def user_json(row: UserRow, today: date) -> dict[str, Any]:
+    user_id, first_name, last_name, birthts, birthdate, img_path = row
+    return {
+        "user_id": user_id,
+        "first_name": first_name,
+        "last_name": last_name,
+        "birthts": birthts,
+        "birthdate": birthdate.isoformat(),
+        "age": age_on(birthdate, today),
+        "img_path": img_path,
+    }
+
+
+def _timestamp(value: datetime | None) -> str | None:
+    """Stored times are naive UTC; say so on the wire."""
+    return None if value is None else value.isoformat() + "Z"
+
+
+def run_json(run: Run) -> dict[str, Any]:
+    rejections = run.rejections
+    return {
+        "id": run.id,
+        "status": run.status,
+        "trigger": run.trigger,
+        "mode": run.mode,
+        "source": run.source,
+        "etag": run.etag,
+        "source_modified": _timestamp(run.source_modified),
+        "counts": {
+            "users_in_archive": run.users_in_archive,
+            "inserted": run.inserted,
+            "updated": run.updated,
+            "deleted": run.deleted,
+            "unchanged": run.unchanged,
+            "kept_newer": run.kept_newer,
+            "rejected": run.rejected,
+            "images": run.images,
+            "images_uploaded": run.images_uploaded,
+            "images_deleted": run.images_deleted,
+        },
+        "progress": {"members_read": run.members_read, "members_total": run.members_total},
+        "rejections": rejections[:REJECTIONS_SHOWN],
+        "rejections_total": max(run.rejected, len(rejections)),
+        "error": run.error,
+        "note": run.note,
+        "queued_at": _timestamp(run.queued_at),
+        "started_at": _timestamp(run.started_at),
+        "finished_at": _timestamp(run.finished_at),
+        "duration_seconds": run.duration_seconds,
+    }
+
+
+def _batches(rows: Iterable[UserRow]) -> Iterator[list[UserRow]]:
+    iterator = iter(rows)
+    while batch := list(itertools.islice(iterator, STREAM_CHUNK_ROWS)):
+        yield batch
+
+
+def json_stream(rows: Iterable[UserRow], today: date) -> Iterator[bytes]:
+    """A JSON array, one chunk per batch of rows, so no response is held whole in memory."""
+    yield b"["
+    separator = ""
+    for batch in _batches(rows):
+        items = json.dumps([user_json(row, today) for row in batch], ensure_ascii=False)
+        yield (separator + items[1:-1]).encode()
+        separator = ","
+    yield b"]"
+
+
+def csv_stream(rows: Iterable[UserRow]) -> Iterator[bytes]:
+    """The rows in the layout of the processed bucket's output.csv, header first."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(CSV_HEADER)
+    for batch in _batches(rows):
+        writer.writerows((u, f, last, ts, img or "") for u, f, last, ts, _, img in batch)
+        yield buffer.getvalue().encode()
+        buffer.seek(0)
+        buffer.truncate()
+    if buffer.tell():
+        yield buffer.getvalue().encode()
+
+
+def _next_link(req: falcon.Request, resp: falcon.Response, cursor: str, value: str) -> None:
+    query = {name: value for name, value in req.params.items() if name != cursor}
+    query[cursor] = value
+    resp.append_link(f"{req.path}?{urlencode(query)}", "next")
+
+
+class DataResource:
+    """/data: list the users (filtered, paged or streamed, JSON or CSV), or trigger a load."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        where = params.user_filter(req)
+        limit = params.whole_number(req, "limit", 1, params.MAX_PAGE)
+        after = params.user_cursor(req)
+        form = params.output_format(req)
+        if after is not None and limit is None:
+            raise params.InvalidParameter("after", "needs limit: only pages have a cursor")
+        today = self.services.today()
+        if limit is None:
+            rows: Iterable[UserRow] = iter_users(where, today)
+        else:
+            rows, more = users_page(where, today, limit, after)
+            if more:
+                _next_link(req, resp, "after", rows[-1][0])
+        if form == "csv":
+            resp.content_type = CSV_TYPE
+            resp.stream = csv_stream(rows)
+        else:
+            resp.content_type = JSON_TYPE
+            resp.stream = json_stream(rows, today)
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        require_token(req, self.services.settings.api_token)
+        if req.content_type and req.content_type.split(";")[0].strip().lower() == "application/zip":
+            self._store_upload(req, resp)
+        else:
+            self._queue_reprocess(req, resp)
+
+    def _store_upload(self, req: falcon.Request, resp: falcon.Response) -> None:
+        """Put the body into the source bucket; MinIO's notification then starts the run."""
+        length = req.content_length
+        if length is None:
+            raise falcon.HTTPLengthRequired(description="send the zip with a Content-Length header")
+        if length == 0:
+            raise params.InvalidParameter("body", "is empty; send the zip as the request body")
+        limit = self.services.settings.api_max_upload_bytes
+        if length > limit:
+            raise falcon.HTTPContentTooLarge(
+                description=f"the zip is {length} bytes; the limit is {limit} (ZIPFLOW_API_MAX_UPLOAD_BYTES)"
+            )
+        key = f"uploads/{utcnow():%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:12]}.zip"
+        stored = self.services.sources.upload(req.bounded_stream, key, length)
+        resp.status = falcon.HTTP_202
+        resp.media = {
+            "bucket": stored.bucket,
+            "key": stored.key,
+            "etag": stored.etag,
+            "size": stored.size,
+            "note": "stored; the bucket notification starts a run, see /runs",
+        }
+
+    def _queue_reprocess(self, req: falcon.Request, resp: falcon.Response) -> None:
+        """Record a queued run for a zip already in the bucket and tell the worker."""
+        key = _requested_key(req)
+        sources = self.services.sources
+        if key is None:
+            newest = sources.newest_zip()
+            if newest is None:
+                raise falcon.HTTPConflict(
+                    title="Nothing to reprocess",
+                    description=f"bucket {sources.bucket!r} holds no .zip; upload one first",
+                )
+        else:
+            newest = sources.stat(key)
+            if newest is None:
+                raise falcon.HTTPNotFound(
+                    title="No such object",
+                    description=f"bucket {sources.bucket!r} has no object {key!r}",
+                )
+        run = queue_run(newest.label, "reprocess")
+        try:
+            self.services.publish(self.services.settings, run.id, newest.key)
+        except PublishError as error:
+            fail_queued_run(run, str(error))
+            raise falcon.HTTPServiceUnavailable(
+                title="Broker unavailable", description=str(error)
+            ) from error
+        resp.status = falcon.HTTP_202
+        resp.location = f"/runs/{run.id}"
+        resp.media = {"run_id": run.id, "status": run.status, "source": run.source}
+
+
+def _requested_key(req: falcon.Request) -> str | None:
+    """The optional {"key": ...} of a reprocess request."""
+    content_type = (req.content_type or "application/json").split(";")[0].strip().lower()
+    if not req.content_length:
+        return None
+    if content_type != "application/json":
+        raise falcon.HTTPUnsupportedMediaType(
+            description='send {"key": "..."} as application/json, or a zip as application/zip'
+        )
+    try:
+        body = req.get_media(default_when_empty=None)
+    except falcon.MediaMalformedError:
+        raise params.InvalidParameter("body", "is not valid JSON") from None
+    if body is None:
+        return None
+    if not isinstance(body, dict):
+        raise params.InvalidParameter("body", 'must be a JSON object like {"key": "archive.zip"}')
+    key = body.get("key")
+    if key is None:
+        return None
+    if not isinstance(key, str) or not 0 < len(key) <= MAX_KEY_LENGTH or not key.isprintable():
+        raise params.InvalidParameter(
+            "key", f"must be an object key of 1 to {MAX_KEY_LENGTH} printable characters"
+        )
+    return key
+
+
+def require_token(req: falcon.Request, token: str) -> None:
+    """Writes need `Authorization: Bearer <ZIPFLOW_API_TOKEN>` when a token is configured."""
+    if not token:
+        return
+    scheme, _, given = (req.auth or "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(
+        given.strip().encode(), token.encode()
+    ):
+        raise falcon.HTTPUnauthorized(
+            title="Token required",
+            description="send Authorization: Bearer <ZIPFLOW_API_TOKEN>",
+            challenges=["Bearer"],
+        )
+
+
+class UserResource:
+    """/data/{user_id}: one user."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, user_id: str) -> None:
+        row = get_user(user_id) if params.looks_like_user_id(user_id) else None
+        if row is None:
+            raise falcon.HTTPNotFound(description=f"no user {user_id!r}")
+        resp.media = user_json(row, self.services.today())
+
+
+class UserImageResource:
+    """/data/{user_id}/image: the processed png."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, user_id: str) -> None:
+        row = get_user(user_id) if params.looks_like_user_id(user_id) else None
+        if row is None:
+            raise falcon.HTTPNotFound(description=f"no user {user_id!r}")
+        data = self.services.images.get(image_key(user_id)) if row[-1] else None
+        if data is None:
+            raise falcon.HTTPNotFound(description=f"user {user_id!r} has no image")
+        resp.content_type = "image/png"
+        resp.data = data
+
+
+class StatsResource:
+    """/stats: count, mean age and image split of the users the filters select."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        where = params.user_filter(req)
+        stats = user_stats(where, self.services.today())
+        resp.media = {
+            "count": stats.count,
+            "average_age": stats.average_age,
+            "with_image": stats.with_image,
+            "without_image": stats.without_image,
+            "filters": {
+                "is_image_exists": where.has_image,
+                "min_age": where.min_age,
+                "max_age": where.max_age,
+            },
+        }
+
+
+class RunsResource:
+    """/runs: processing runs, newest first, paged with `before`."""
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        limit = params.whole_number(req, "limit", 1, RUNS_PAGE_MAX) or RUNS_PAGE_DEFAULT
+        before = params.whole_number(req, "before", 1, params.MAX_RUN_ID)
+        runs, more = runs_page(limit, before)
+        if more:
+            _next_link(req, resp, "before", str(runs[-1].id))
+        resp.media = [run_json(run) for run in runs]
+
+
+class RunResource:
+    """/runs/{run_id}: one run."""
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, run_id: int) -> None:
+        run = get_run(run_id)
+        if run is None:
+            raise falcon.HTTPNotFound(description=f"no run {run_id}")
+        resp.media = run_json(run)
+
+
+class HealthResource:
+    """/health: the process is up and serving."""
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        resp.media = {"status": "ok"}
+
+
+class ReadyResource:
+    """/ready: the store answers a query, so the data endpoints can work."""
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        reason = store_problem()
+        if reason is not None:
+            resp.status = falcon.HTTP_503
+            resp.media = {"status": "unavailable", "reason": reason}
+            return
+        resp.media = {"status": "ready"}
+
+
+def store_problem() -> str | None:
+    """Why the store cannot serve right now, or None when it answers."""
+    try:
+        database.execute_sql("SELECT 1")
+        Run.select(Run.id).limit(1).execute()
+    except peewee.PeeweeException as error:
+        close_broken_connection()
+        return f"the store does not answer: {error}".strip()
+    return None
+
+
+def close_broken_connection() -> None:
+    """Drop this thread's connection after a failure so the next request opens a fresh one."""
+    with contextlib.suppress(peewee.PeeweeException):
+        database.close()
+
+
+class OpenApiResource:
+    """/openapi.json: the document describing this API."""
+
+    def __init__(self, document: dict[str, Any]) -> None:
+        self.body = json.dumps(document, ensure_ascii=False).encode()
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        resp.content_type = JSON_TYPE
+        resp.data = self.body

@@ -1,0 +1,129 @@
+"""The named read queries the API serves: filtered users, their stats, and the runs.
+
+Filtering, ordering, paging and averaging all happen in SQL on indexed columns, so a
+million users cost the database an index range, not Python a loop.
+"""
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date
+
+import peewee
+from playhouse.postgres_ext import PostgresqlExtDatabase, ServerSideQuery
+
+from shared.ages import birthts_bounds, ymd
+from shared.db import database
+from shared.models import Run, User, sort_key, utcnow
+
+# The columns every user listing returns, in this order.
+USER_COLUMNS = (
+    User.user_id,
+    User.first_name,
+    User.last_name,
+    User.birthts,
+    User.birthdate,
+    User.img_path,
+)
+UserRow = tuple[str, str, str, int, date, str | None]
+
+STREAM_BATCH = 2000
+
+
+@dataclass(frozen=True)
+class UserFilter:
+    """Which users a listing or the stats cover; None means "do not filter on this"."""
+
+    has_image: bool | None = None
+    min_age: int | None = None
+    max_age: int | None = None
+
+
+def _filtered(query: peewee.ModelSelect, where: UserFilter, today: date) -> peewee.ModelSelect:
+    if where.has_image is True:
+        query = query.where(User.img_path.is_null(False))
+    elif where.has_image is False:
+        query = query.where(User.img_path.is_null(True))
+    low, high = birthts_bounds(today, where.min_age, where.max_age)
+    if low is not None:
+        query = query.where(User.birthts >= low)
+    if high is not None:
+        query = query.where(User.birthts < high)
+    return query
+
+
+def users_page(
+    where: UserFilter, today: date, limit: int, after: str | None = None
+) -> tuple[list[UserRow], bool]:
+    """Up to `limit` users after the user id `after`, in id order, and whether more remain."""
+    query = _filtered(User.select(*USER_COLUMNS), where, today)
+    if after is not None:
+        query = query.where(User.sort_key > sort_key(after))
+    rows = list(query.order_by(User.sort_key).limit(limit + 1).tuples())
+    return rows[:limit], len(rows) > limit
+
+
+def iter_users(where: UserFilter, today: date) -> Iterator[UserRow]:
+    """Every matching user in id order, read lazily so memory stays flat at any size.
+
+    The query runs now, so a store failure surfaces before a response starts; it is one
+    statement, so the listing is one consistent snapshot even while a load commits.
+    """
+    query = _filtered(User.select(*USER_COLUMNS), where, today).order_by(User.sort_key).tuples()
+    if isinstance(database.obj, PostgresqlExtDatabase):
+        # psycopg2's ordinary cursor downloads the whole result first; a server-side
+        # cursor hands it over STREAM_BATCH rows at a time.
+        return ServerSideQuery(query, array_size=STREAM_BATCH).iterator()
+    return query.iterator()
+
+
+def get_user(user_id: str) -> UserRow | None:
+    """One user's row, or None when the store does not hold them."""
+    return User.select(*USER_COLUMNS).where(User.user_id == user_id).tuples().first()
+
+
+@dataclass(frozen=True)
+class UserStats:
+    count: int
+    average_age: float | None
+    with_image: int
+    without_image: int
+
+
+def user_stats(where: UserFilter, today: date) -> UserStats:
+    """Count, mean age (two decimals) and image split of the matching users, in one query."""
+    # Integer division is the age definition of shared.ages for everyone born by today.
+    age = (ymd(today) - User.birth_ymd) / 10_000
+    with_image = peewee.fn.SUM(peewee.Case(None, [(User.img_path.is_null(False), 1)], 0))
+    query = _filtered(
+        User.select(peewee.fn.COUNT(User.id), peewee.fn.AVG(age), with_image), where, today
+    )
+    count, average, images = query.tuples().get()
+    images = int(images or 0)
+    return UserStats(
+        count=count,
+        # PostgreSQL answers a Decimal, SQLite a float.
+        average_age=None if average is None else round(float(average), 2),
+        with_image=images,
+        without_image=count - images,
+    )
+
+
+def runs_page(limit: int, before: int | None = None) -> tuple[list[Run], bool]:
+    """Up to `limit` runs, newest first, with ids below `before`, and whether more remain."""
+    query = Run.select()
+    if before is not None:
+        query = query.where(Run.id < before)
+    runs = list(query.order_by(Run.id.desc()).limit(limit + 1))
+    return runs[:limit], len(runs) > limit
+
+
+def get_run(run_id: int) -> Run | None:
+    return Run.get_or_none(Run.id == run_id)
+
+
+def fail_queued_run(run: Run, error: str) -> None:
+    """Close a run the API queued but could not hand to the worker, saying why."""
+    run.status = "failed"
+    run.error = error
+    run.finished_at = utcnow()
+    run.save()
