@@ -1,0 +1,107 @@
+"""Helpers for the worker tests: the exact notification MinIO publishes, and waiting.
+
+The event body mirrors what MinIO's AMQP target sends (a real capture's layout): the
+object key escaped like Go's `url.QueryEscape`, the top-level "Key" unescaped.
+"""
+
+import json
+import time
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+from urllib.parse import quote_plus
+
+import pika
+
+from shared.config import Settings
+
+T = TypeVar("T")
+
+
+def minio_event(
+    bucket: str,
+    key: str,
+    etag: str | None = "d41d8cd98f00b204e9800998ecf8427e",
+    size: int | None = 1024,
+    name: str = "s3:ObjectCreated:Put",
+) -> bytes:
+    """The JSON body MinIO publishes for one object event."""
+    obj: dict[str, object] = {
+        "key": quote_plus(key, safe=""),
+        "eTag": etag,
+        "contentType": "application/zip",
+        "userMetadata": {"content-type": "application/zip"},
+        "sequencer": "186A2B3C4F1A2B3C",
+    }
+    if size is not None:
+        obj["size"] = size
+    record = {
+        "eventVersion": "2.0",
+        "eventSource": "minio:s3",
+        "awsRegion": "",
+        "eventTime": "2026-09-20T10:15:30.123Z",
+        "eventName": name,
+        "userIdentity": {"principalId": "minioadmin"},
+        "requestParameters": {
+            "principalId": "minioadmin",
+            "region": "",
+            "sourceIPAddress": "10.0.0.7",
+        },
+        "responseElements": {
+            "x-amz-id-2": "dd9025bab4ad464b049177c95eb6ebf374d3b3fd1af9251148b658df7ac2e3e8",
+            "x-amz-request-id": "186A2B3C4F1A2B3C",
+            "x-minio-deployment-id": "6a3b7a0c-29f3-4b8e-9a76-1f3c2d4e5f60",
+            "x-minio-origin-endpoint": "http://10.0.0.5:9000",
+        },
+        "s3": {
+            "s3SchemaVersion": "1.0",
+            "configurationId": "Config",
+            "bucket": {
+                "name": bucket,
+                "ownerIdentity": {"principalId": "minioadmin"},
+                "arn": f"arn:aws:s3:::{bucket}",
+            },
+            "object": obj,
+        },
+        "source": {"host": "10.0.0.7", "port": "", "userAgent": "MinIO (linux; amd64) minio-go/v7"},
+    }
+    return json.dumps({"EventName": name, "Key": f"{bucket}/{key}", "Records": [record]}).encode()
+
+
+def publish_event(
+    channel: pika.adapters.blocking_connection.BlockingChannel, settings: Settings, body: bytes
+) -> None:
+    """Publish to the events exchange as MinIO does: persistent, JSON, routing key = exchange's."""
+    channel.basic_publish(
+        exchange=settings.exchange,
+        routing_key="bucketevents",
+        body=body,
+        properties=pika.BasicProperties(content_type="application/json", delivery_mode=2),
+    )
+
+
+def wait_for(condition: Callable[[], T], timeout: float = 15.0, what: str = "condition") -> T:
+    """Poll until `condition()` is truthy and return it; fail the test after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.02)
+
+
+def write_zip(
+    path: Path, users: dict[str, tuple[str, str, int]], images: dict[str, bytes] | None = None
+) -> Path:
+    """A small archive of `<id>.csv` (and `<id>.png`) members."""
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        for user_id, (first, last, birthts) in users.items():
+            archive.writestr(
+                f"data/{user_id}.csv", f"first_name,last_name,birthts\n{first},{last},{birthts}\n"
+            )
+        for user_id, data in (images or {}).items():
+            archive.writestr(f"data/{user_id}.png", data)
+    return path

@@ -1,0 +1,192 @@
+"""The worker's subcommands: `worker`, `setup`, `upload` and `reprocess`."""
+
+import argparse
+import logging
+import signal
+import sys
+from pathlib import Path
+from types import FrameType
+
+import pika
+import pika.exceptions
+from minio.error import MinioException
+from tqdm import tqdm
+from urllib3.exceptions import HTTPError
+
+from shared.config import Settings
+from shared.db import open_database
+from shared.messages import PublishError, publish_reprocess
+from shared.models import create_schema, queue_run, utcnow
+from shared.storage import MinioStore, SourceBucket, ensure_buckets, minio_client
+from worker.consumer import Consumer
+from worker.handler import Handler
+from worker.topology import TopologyError, declare_topology
+
+log = logging.getLogger("zipflow.worker")
+
+# What the MinIO SDK raises when the endpoint is down or refuses the request.
+S3_TROUBLE = (MinioException, HTTPError, OSError)
+
+
+def add_commands(subparsers: argparse._SubParsersAction) -> None:
+    worker = subparsers.add_parser(
+        "worker", help="process each zip the moment MinIO announces it on RabbitMQ"
+    )
+    worker.set_defaults(handler=run_worker)
+
+    setup = subparsers.add_parser(
+        "setup", help="declare the RabbitMQ exchange and queues and create both buckets"
+    )
+    setup.set_defaults(handler=run_setup)
+
+    upload = subparsers.add_parser("upload", help="put a zip into the source bucket")
+    upload.add_argument("file", type=Path, metavar="FILE.zip")
+    upload.add_argument("--key", help="object name in the bucket (default: the file's name)")
+    upload.set_defaults(handler=run_upload)
+
+    reprocess = subparsers.add_parser(
+        "reprocess", help="load a zip again even if it was processed already"
+    )
+    reprocess.add_argument("--key", help="object name in the bucket (default: the newest zip)")
+    reprocess.set_defaults(handler=run_reprocess)
+
+
+def run_worker(args: argparse.Namespace | None, settings: Settings) -> int:
+    """Consume until SIGTERM or Ctrl-C; a second signal abandons the message in hand."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    open_database(settings.database_url)
+    create_schema()
+    client = minio_client(settings)
+    try:
+        ensure_buckets(client, settings)
+    except S3_TROUBLE as error:
+        log.warning(
+            "could not check the buckets at %s, carrying on: %r", settings.s3_endpoint, error
+        )
+    handler = Handler(
+        settings,
+        SourceBucket(client, settings.source_bucket),
+        MinioStore(client, settings.processed_bucket),
+    )
+    consumer = Consumer(settings, handler)
+
+    def on_signal(number: int, frame: FrameType | None) -> None:
+        if consumer.stopping.is_set():
+            log.info("second %s: abandoning the message in hand", signal.Signals(number).name)
+            consumer.abandon()
+        else:
+            log.info("%s: finishing the message in hand, then exiting", signal.Signals(number).name)
+            consumer.stop()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    try:
+        consumer.run()
+    except TopologyError as error:
+        print(f"zipflow worker: {error}", file=sys.stderr)
+        return 1
+    log.info("worker stopped")
+    return 0
+
+
+def run_setup(args: argparse.Namespace, settings: Settings) -> int:
+    """Make RabbitMQ and MinIO ready, so no upload's event is dropped for want of a queue."""
+    try:
+        connection = pika.BlockingConnection(pika.URLParameters(settings.amqp_url))
+    except pika.exceptions.AMQPError as error:
+        print(
+            f"zipflow setup: cannot reach RabbitMQ (ZIPFLOW_AMQP_URL): {error!r}", file=sys.stderr
+        )
+        return 1
+    try:
+        declare_topology(connection.channel(), settings)
+    except TopologyError as error:
+        print(f"zipflow setup: {error}", file=sys.stderr)
+        return 1
+    finally:
+        if connection.is_open:
+            connection.close()
+    print(
+        f"RabbitMQ: exchange {settings.exchange} ({settings.exchange_type}) -> queue "
+        f"{settings.queue}, dead letters -> {settings.dead_letter}"
+    )
+    try:
+        ensure_buckets(minio_client(settings), settings)
+    except S3_TROUBLE as error:
+        print(
+            f"zipflow setup: cannot create the buckets at {settings.s3_endpoint}: {error}",
+            file=sys.stderr,
+        )
+        return 1
+    print(
+        f"MinIO {settings.s3_endpoint}: buckets {settings.source_bucket}, {settings.processed_bucket}"
+    )
+    return 0
+
+
+class UploadProgress:
+    """A tqdm bar fed by the MinIO SDK's `progress` hooks as the upload reads the file."""
+
+    def __init__(self) -> None:
+        self.bar: tqdm | None = None
+
+    def set_meta(self, object_name: str, total_length: int) -> None:
+        self.bar = tqdm(total=total_length, unit="B", unit_scale=True, desc=object_name)
+
+    def update(self, length: int) -> None:
+        if self.bar is not None:
+            self.bar.update(length)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def run_upload(args: argparse.Namespace, settings: Settings) -> int:
+    """Put a zip into the source bucket; MinIO's notification then starts its processing."""
+    path: Path = args.file
+    key = args.key or path.name
+    if not path.is_file():
+        print(f"zipflow upload: {path} is not a file", file=sys.stderr)
+        return 2
+    if not key.lower().endswith(".zip"):
+        print(f"zipflow upload: the worker only processes .zip keys, not {key!r}", file=sys.stderr)
+        return 2
+    source = SourceBucket(minio_client(settings), settings.source_bucket)
+    progress = UploadProgress()
+    try:
+        with path.open("rb") as stream:
+            uploaded = source.upload(stream, key, path.stat().st_size, progress)
+    except S3_TROUBLE as error:
+        print(f"zipflow upload: cannot upload to {settings.s3_endpoint}: {error}", file=sys.stderr)
+        return 1
+    finally:
+        progress.close()
+    print(f"uploaded {uploaded.label} (etag {uploaded.etag})")
+    return 0
+
+
+def run_reprocess(args: argparse.Namespace, settings: Settings) -> int:
+    """Queue a run and ask the worker to fill it in, whatever was processed before."""
+    source = SourceBucket(minio_client(settings), settings.source_bucket)
+    try:
+        obj = source.stat(args.key) if args.key else source.newest_zip()
+    except S3_TROUBLE as error:
+        print(f"zipflow reprocess: cannot read {settings.s3_endpoint}: {error}", file=sys.stderr)
+        return 1
+    if obj is None:
+        wanted = repr(args.key) if args.key else "no .zip"
+        print(f"zipflow reprocess: {wanted} in bucket {settings.source_bucket}", file=sys.stderr)
+        return 1
+    open_database(settings.database_url)
+    create_schema()
+    run = queue_run(obj.label, "reprocess")
+    try:
+        publish_reprocess(settings, run.id, obj.key)
+    except PublishError as error:
+        run.status, run.error, run.finished_at = "failed", str(error), utcnow()
+        run.save()
+        print(f"zipflow reprocess: {error}", file=sys.stderr)
+        return 1
+    print(f"queued run {run.id} for {obj.label}")
+    return 0

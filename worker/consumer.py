@@ -1,0 +1,256 @@
+"""The RabbitMQ side of the worker: consume, acknowledge, retry, reconnect, stop.
+
+Two threads. The connection thread (the caller of `Consumer.run`) owns the pika
+connection and does nothing but service it, because a BlockingConnection only answers
+heartbeats inside its own loop. The processing thread runs the handler, one message at a
+time (prefetch 1), and settles each message through `connection.add_callback_threadsafe`,
+so a zip that takes minutes never gets the connection dropped. The processing thread
+also runs the reconcile sweep when it is idle, so sweeps and loads never overlap.
+
+A message is acknowledged only after the handler returned, that is after the store commit
+and the uploads. Counting deliveries relies on the quorum queue's `x-delivery-count`
+(see `worker.topology`): a transient failure is nacked back to the queue after a backoff,
+and the delivery that reaches `max_deliveries` is dead-lettered with the reason logged.
+A message that arrives more often than that without ever reaching an outcome (the worker
+crashed or lost its connection each time) is dead-lettered before it is tried again.
+If the connection is lost before a settlement, RabbitMQ redelivers the message and the
+handler's idempotency check turns the repeat into a recorded skip.
+"""
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pika
+import pika.exceptions
+from pika.adapters.blocking_connection import BlockingChannel
+from pika.spec import Basic, BasicProperties
+
+from shared.config import Settings
+from shared.db import database
+from shared.messages import MessageError
+from worker.events import EventError
+from worker.handler import Handler, describe
+from worker.topology import declare_topology
+
+log = logging.getLogger("zipflow.worker")
+
+SERVICE_SECONDS = 0.2
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Delays that double from `first` up to `cap` seconds."""
+
+    first: float = 1.0
+    cap: float = 30.0
+
+    def delay(self, attempt: int) -> float:
+        return min(self.cap, self.first * 2 ** max(0, attempt - 1))
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One message in hand, with what is needed to settle it from another thread."""
+
+    connection: pika.BlockingConnection
+    channel: BlockingChannel
+    tag: int
+    body: bytes
+    kind: str | None
+    redelivered: bool
+    attempt: int
+
+
+class Consumer:
+    """Consumes the work queue until `stop()`; reconnects whenever the broker goes away."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        handler: Handler,
+        retry: Backoff = Backoff(),
+        reconnect: Backoff = Backoff(first=0.5, cap=15.0),
+    ) -> None:
+        self.settings = settings
+        self.handler = handler
+        self.retry = retry
+        self.reconnect = reconnect
+        self.max_deliveries = max(1, settings.max_deliveries)
+        self.parameters = pika.URLParameters(settings.amqp_url)
+        self.parameters.client_properties = {"connection_name": f"zipflow-worker {settings.queue}"}
+        self.tasks: queue.Queue[Delivery | None] = queue.Queue()
+        self.stopping = threading.Event()
+        self.abandoning = threading.Event()
+        self.consuming = threading.Event()
+        self.processor = threading.Thread(target=self._process, name="processor", daemon=True)
+
+    def stop(self) -> None:
+        """Take no more messages; finish the one in hand, then return from `run`."""
+        self.stopping.set()
+
+    def abandon(self) -> None:
+        """Return from `run` at once, leaving the message in hand unacknowledged for redelivery."""
+        self.stopping.set()
+        self.abandoning.set()
+
+    def run(self) -> None:
+        """Serve the connection until stopped, reconnecting with backoff when it is lost."""
+        self.processor.start()
+        failures = 0
+        while not self.stopping.is_set():
+            try:
+                self._serve()
+                failures = 0
+            except pika.exceptions.AMQPError as error:
+                self.consuming.clear()
+                failures += 1
+                delay = self.reconnect.delay(failures)
+                log.warning("RabbitMQ connection lost (%r); reconnecting in %.1fs", error, delay)
+                self.stopping.wait(delay)
+        self._drop_waiting()
+        self.tasks.put(None)
+        if not self.abandoning.is_set():
+            self.processor.join()
+
+    def _serve(self) -> None:
+        connection = pika.BlockingConnection(self.parameters)
+        try:
+            channel = connection.channel()
+            declare_topology(channel, self.settings)
+            channel.basic_qos(prefetch_count=1)
+            tag = channel.basic_consume(self.settings.queue, self._receiver(connection))
+            self.consuming.set()
+            log.info("consuming %s (exchange %s)", self.settings.queue, self.settings.exchange)
+            while not self.stopping.is_set():
+                connection.process_data_events(time_limit=SERVICE_SECONDS)
+            channel.basic_cancel(tag)
+            self.consuming.clear()
+            self._drop_waiting()
+            self.tasks.put(None)
+            # Keep servicing the connection so the message in hand can still be settled.
+            while self.processor.is_alive() and not self.abandoning.is_set():
+                connection.process_data_events(time_limit=SERVICE_SECONDS)
+        finally:
+            self.consuming.clear()
+            if connection.is_open:
+                connection.close()
+
+    def _receiver(
+        self, connection: pika.BlockingConnection
+    ) -> Callable[[BlockingChannel, Basic.Deliver, BasicProperties, bytes], None]:
+        def receive(
+            channel: BlockingChannel, method: Basic.Deliver, props: BasicProperties, body: bytes
+        ) -> None:
+            count = (props.headers or {}).get("x-delivery-count", 0)
+            self.tasks.put(
+                Delivery(
+                    connection=connection,
+                    channel=channel,
+                    tag=method.delivery_tag,
+                    body=body,
+                    kind=props.type,
+                    redelivered=bool(method.redelivered or count),
+                    attempt=int(count) + 1,
+                )
+            )
+
+        return receive
+
+    def _drop_waiting(self) -> None:
+        """Forget deliveries not started yet: unacknowledged, they return to the queue."""
+        while True:
+            try:
+                self.tasks.get_nowait()
+            except queue.Empty:
+                return
+
+    def _process(self) -> None:
+        sweep_every = self.settings.reconcile_seconds
+        next_sweep = time.monotonic() if sweep_every else None
+        while True:
+            if next_sweep is not None and time.monotonic() >= next_sweep:
+                self._sweep()
+                next_sweep = time.monotonic() + sweep_every
+            timeout = (
+                SERVICE_SECONDS if next_sweep is None else max(0.0, next_sweep - time.monotonic())
+            )
+            try:
+                delivery = self.tasks.get(timeout=timeout)
+            except queue.Empty:
+                continue
+            if delivery is None:
+                return
+            try:
+                self._deliver(delivery)
+            finally:
+                database.close()
+
+    def _sweep(self) -> None:
+        try:
+            self.handler.reconcile()
+        except Exception as error:
+            log.warning("reconcile sweep failed, next one at the usual time: %r", error)
+        finally:
+            database.close()
+
+    def _deliver(self, delivery: Delivery) -> None:
+        what = describe(delivery.body, delivery.kind)
+        if delivery.attempt > self.max_deliveries:
+            log.error(
+                "%s -> dead-lettered: delivered %d times without an outcome "
+                "(the worker stopped or lost its connection each time)",
+                what,
+                delivery.attempt - 1,
+            )
+            self._settle(delivery, "dead-letter")
+            return
+        try:
+            self.handler.handle(delivery.body, delivery.kind, delivery.redelivered)
+        except (EventError, MessageError) as error:
+            log.error("%s -> dead-lettered: malformed: %s", what, error)
+            self._settle(delivery, "dead-letter")
+            return
+        except Exception as error:
+            if delivery.attempt >= self.max_deliveries:
+                log.error(
+                    "%s -> dead-lettered after %d deliveries: %r",
+                    what,
+                    delivery.attempt,
+                    error,
+                )
+                self._settle(delivery, "dead-letter")
+                return
+            delay = self.retry.delay(delivery.attempt)
+            log.warning(
+                "%s -> failed (delivery %d of %d), retrying in %.1fs: %r",
+                what,
+                delivery.attempt,
+                self.max_deliveries,
+                delay,
+                error,
+            )
+            self.stopping.wait(delay)
+            self._settle(delivery, "requeue")
+            return
+        self._settle(delivery, "ack")
+
+    def _settle(self, delivery: Delivery, action: str) -> None:
+        """Ack, requeue or dead-letter on the connection thread, the only one that may."""
+
+        def settle() -> None:
+            if not delivery.channel.is_open:
+                log.warning("channel closed before the %s; RabbitMQ redelivers", action)
+                return
+            if action == "ack":
+                delivery.channel.basic_ack(delivery.tag)
+            else:
+                delivery.channel.basic_nack(delivery.tag, requeue=action == "requeue")
+
+        try:
+            delivery.connection.add_callback_threadsafe(settle)
+        except pika.exceptions.AMQPError:
+            log.warning("RabbitMQ connection lost before the %s; it redelivers the message", action)

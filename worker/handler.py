@@ -1,0 +1,151 @@
+"""What the worker does with one message or one reconcile sweep, knowing nothing of RabbitMQ.
+
+`Handler.handle` returns normally when the message is done with (loaded, skipped, or a
+bad archive recorded as a failed run), raises `EventError` or `MessageError` when the
+message can never be handled, and lets every other exception through: that is transient
+trouble (MinIO or the database unreachable), which the consumer retries.
+"""
+
+import logging
+import tempfile
+import time
+from pathlib import Path
+
+from shared.config import Settings
+from shared.messages import REPROCESS_TYPE, MessageError, Reprocess
+from shared.models import Run
+from shared.pipeline import Job, process, record_skipped
+from shared.storage import ProcessedStore, SourceBucket, SourceObject
+from worker.decide import abandon_running, event_skip_reason, version_skip_reason
+from worker.events import EventError, ObjectEvent, parse_event
+
+log = logging.getLogger("zipflow.worker")
+
+
+def describe(body: bytes, kind: str | None) -> str:
+    """A short name for a message in log lines, whatever its shape."""
+    try:
+        if kind == REPROCESS_TYPE:
+            command = Reprocess.from_body(body)
+            return f"reprocess run {command.run_id} {command.key}"
+        events = parse_event(body)
+    except (EventError, MessageError):
+        return "malformed message"
+    return ", ".join(f"event {e.name} {e.label}" for e in events) or "event with no records"
+
+
+class Handler:
+    """Turns events, reprocess commands and sweeps into pipeline runs, one at a time."""
+
+    def __init__(self, settings: Settings, source: SourceBucket, store: ProcessedStore) -> None:
+        self.settings = settings
+        self.source = source
+        self.store = store
+
+    def handle(self, body: bytes, kind: str | None, redelivered: bool) -> None:
+        """Handle one message; `kind` is its AMQP type property, MinIO sets none."""
+        if kind == REPROCESS_TYPE:
+            self.reprocess(Reprocess.from_body(body))
+            return
+        events = parse_event(body)
+        if not events:
+            log.info("event with no records -> skipped: nothing to do")
+        for event in events:
+            self.handle_event(event, redelivered)
+
+    def handle_event(self, event: ObjectEvent, redelivered: bool) -> None:
+        what = f"event {event.name} {event.label}"
+        log.info("%s etag=%s -> received", what, event.etag)
+        reason = event_skip_reason(event, self.settings.source_bucket)
+        if reason is not None:
+            log.info("%s -> skipped: %s", what, reason)
+            return
+        obj = self.source.stat(event.key)
+        if obj is None:
+            run = record_skipped(event.label, event.etag, None, "event", "object no longer exists")
+            log.info("%s -> skipped (run %d): object no longer exists", what, run.id)
+            return
+        if redelivered and abandon_running(obj.label):
+            log.info("%s -> marked the run a stopped worker left running as failed", what)
+        reason = version_skip_reason(obj, self.settings.mode)
+        if reason is not None:
+            run = record_skipped(obj.label, obj.etag, obj.last_modified, "event", reason)
+            log.info("%s -> skipped (run %d): %s", what, run.id, reason)
+            return
+        self.load(obj, what, "event")
+
+    def reprocess(self, command: Reprocess) -> None:
+        """Run the pipeline on the named key even when that version was processed already."""
+        what = f"reprocess run {command.run_id} {self.settings.source_bucket}/{command.key}"
+        log.info("%s -> received", what)
+        queued = Run.get_or_none(Run.id == command.run_id)
+        if queued is None:
+            log.info("%s -> skipped: run %d does not exist", what, command.run_id)
+            return
+        if queued.status not in ("queued", "running"):
+            log.info("%s -> skipped: run already %s", what, queued.status)
+            return
+        obj = self.source.stat(command.key)
+        if obj is None:
+            label = f"{self.settings.source_bucket}/{command.key}"
+            note = "object no longer exists"
+            record_skipped(label, None, None, "reprocess", note, run_id=command.run_id)
+            log.info("%s -> skipped: %s", what, note)
+            return
+        self.load(obj, what, "reprocess", run_id=command.run_id)
+
+    def reconcile(self) -> None:
+        """Load the newest zip if the store has not reflected it: a safety net, one listing.
+
+        Events published while no queue was bound, or dropped by MinIO under load, are
+        gone for good; this catches the one that matters, the newest archive.
+        """
+        newest = self.source.newest_zip()
+        if newest is None:
+            log.debug("reconcile: no zip in %s", self.settings.source_bucket)
+            return
+        # The listing's timestamps are finer than stat's; stat gives the ones runs record.
+        obj = self.source.stat(newest.key)
+        if obj is None:
+            return
+        reason = version_skip_reason(obj, self.settings.mode)
+        if reason is not None:
+            log.debug("reconcile: %s up to date: %s", obj.label, reason)
+            return
+        self.load(obj, f"reconcile {obj.label}", "reconcile")
+
+    def load(self, obj: SourceObject, what: str, trigger: str, run_id: int | None = None) -> Run:
+        """Download the object and run the pipeline on it; transient errors propagate."""
+        started = time.perf_counter()
+        self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix="incoming-", dir=self.settings.data_dir) as tmp:
+            path = Path(tmp) / "archive.zip"
+            self.source.download(obj.key, path)
+            job = Job(
+                path=path,
+                source=obj.label,
+                etag=obj.etag,
+                modified=obj.last_modified,
+                trigger=trigger,
+                run_id=run_id,
+            )
+            run = process(job, self.settings, self.store)
+        seconds = time.perf_counter() - started
+        if run.status == "succeeded":
+            log.info(
+                "%s -> processed run %d: %d users (%d inserted, %d updated, %d deleted, "
+                "%d unchanged, %d rejected), %d images uploaded, in %.3fs",
+                what,
+                run.id,
+                run.users_in_archive,
+                run.inserted,
+                run.updated,
+                run.deleted,
+                run.unchanged,
+                run.rejected,
+                run.images_uploaded,
+                seconds,
+            )
+        else:
+            log.warning("%s -> %s run %d: %s", what, run.status, run.id, run.error or run.note)
+        return run
