@@ -75,7 +75,9 @@ class Settings:
                 limit_values[f.name] = _convert(f.name, raw, int)
         settings = cls(**values, limits=replace(ArchiveLimits(), **limit_values))
         if settings.mode not in MODES:
-            raise ConfigError(f"ZIPFLOW_MODE must be one of {', '.join(MODES)}, not {settings.mode!r}")
+            raise ConfigError(
+                f"ZIPFLOW_MODE must be one of {', '.join(MODES)}, not {settings.mode!r}"
+            )
         return settings
 
     def image_path(self, user_id: str) -> str:

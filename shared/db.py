@@ -19,6 +19,7 @@ SQLITE_PRAGMAS = {
     "journal_mode": "wal",
     "busy_timeout": 10_000,
     "synchronous": "normal",
+    "cache_size": -65_536,
     "foreign_keys": 1,
 }
 
@@ -53,7 +54,9 @@ def open_database(url: str) -> peewee.Database:
     return db
 
 
-def ensure_schema(models: Sequence[type[peewee.Model]], migrations: Sequence[Migration] = MIGRATIONS) -> int:
+def ensure_schema(
+    models: Sequence[type[peewee.Model]], migrations: Sequence[Migration] = MIGRATIONS
+) -> int:
     """Create missing tables, then apply the migrations this database has not seen.
 
     Safe to call from every process at every start: both steps are idempotent, and the

@@ -91,7 +91,9 @@ class User(BaseModel):
     img_path = peewee.CharField(max_length=300, null=True)
     img_fingerprint = peewee.CharField(max_length=40, null=True)
     source_modified_ms = peewee.BigIntegerField()
-    run = peewee.ForeignKeyField(Run, column_name="run_id", backref="users", on_delete="SET NULL", null=True)
+    run = peewee.ForeignKeyField(
+        Run, column_name="run_id", backref="users", on_delete="SET NULL", null=True
+    )
     created_at = peewee.DateTimeField(default=utcnow)
     updated_at = peewee.DateTimeField(default=utcnow)
 
@@ -126,3 +128,8 @@ def last_loaded_run() -> Run | None:
         .order_by(Run.source_modified.desc(nulls="LAST"), Run.id.desc())
         .first()
     )
+
+
+def queue_run(source: str, trigger: str) -> Run:
+    """Record a run that waits for the worker, so its id can be handed out at once."""
+    return Run.create(source=source, trigger=trigger, status="queued")

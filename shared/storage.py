@@ -8,6 +8,7 @@ never taken from archive member names.
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from io import BytesIO
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
@@ -78,9 +79,9 @@ class MinioStore:
         self.label = f"s3://{bucket}"
 
     def put(self, key: str, data: bytes, content_type: str) -> None:
-        from io import BytesIO
-
-        self.client.put_object(self.bucket, key, BytesIO(data), len(data), content_type=content_type)
+        self.client.put_object(
+            self.bucket, key, BytesIO(data), len(data), content_type=content_type
+        )
 
     def get(self, key: str) -> bytes | None:
         try:
@@ -98,7 +99,9 @@ class MinioStore:
     def delete_many(self, keys: Iterable[str]) -> None:
         objects = [DeleteObject(key) for key in keys]
         for start in range(0, len(objects), 1000):
-            errors = list(self.client.remove_objects(self.bucket, iter(objects[start : start + 1000])))
+            errors = list(
+                self.client.remove_objects(self.bucket, iter(objects[start : start + 1000]))
+            )
             if errors:
                 raise RuntimeError(f"could not delete {len(errors)} objects, first: {errors[0]}")
 
@@ -133,7 +136,9 @@ class SourceBucket:
             if error.code in ("NoSuchKey", "NoSuchObject"):
                 return None
             raise
-        return SourceObject(self.bucket, key, _etag(info.etag), info.size, _naive_utc(info.last_modified))
+        return SourceObject(
+            self.bucket, key, _etag(info.etag), info.size, _naive_utc(info.last_modified)
+        )
 
     def download(self, key: str, path: Path) -> None:
         self.client.fget_object(self.bucket, key, str(path))
@@ -144,14 +149,22 @@ class SourceBucket:
             if item.is_dir or not item.object_name.lower().endswith(".zip"):
                 continue
             yield SourceObject(
-                self.bucket, item.object_name, _etag(item.etag), item.size, _naive_utc(item.last_modified)
+                self.bucket,
+                item.object_name,
+                _etag(item.etag),
+                item.size,
+                _naive_utc(item.last_modified),
             )
 
     def newest_zip(self) -> SourceObject | None:
         """The most recently modified `.zip`, the one a snapshot should reflect."""
-        return max(self.zips(), key=lambda o: (o.last_modified or datetime.min, o.key), default=None)
+        return max(
+            self.zips(), key=lambda o: (o.last_modified or datetime.min, o.key), default=None
+        )
 
-    def upload(self, stream: BinaryIO, key: str, length: int, progress: object = None) -> SourceObject:
+    def upload(
+        self, stream: BinaryIO, key: str, length: int, progress: object = None
+    ) -> SourceObject:
         """Store a zip under `key`; MinIO's notification then turns it into a run."""
         result = self.client.put_object(
             self.bucket, key, stream, length, content_type="application/zip", progress=progress

@@ -1,0 +1,452 @@
+"""An uploaded archive in, validated user records, image references and rejections out.
+
+Reading is the hot loop of every load. `zipfile` already parses the central directory;
+opening each member through `ZipFile.open` then costs more than the data itself, so members
+are read straight from a memory map at the offsets the central directory gave, with each
+member's size and CRC-32 still checked. Member names only ever yield a user id after
+validation; they are never used as file-system paths.
+"""
+
+import csv
+import functools
+import io
+import mmap
+import re
+import struct
+import zipfile
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from types import TracebackType
+from typing import NamedTuple
+
+from shared.config import ArchiveLimits
+from shared.models import MAX_USER_ID_LENGTH
+
+REQUIRED_COLUMNS = ("first_name", "last_name", "birthts")
+USER_ID = re.compile(rf"[A-Za-z0-9_-]{{1,{MAX_USER_ID_LENGTH}}}")
+INTEGER = re.compile(r"-?[0-9]+")
+EPOCH = date(1970, 1, 1)
+EARLIEST_BIRTHTS = -2_208_988_800_000  # 1900-01-01T00:00:00Z
+MS_PER_DAY = 86_400_000
+PROGRESS_EVERY = 10_000
+# A member smaller than this cannot be a meaningful zip bomb whatever its ratio: short
+# CSV files of repeated characters legitimately compress very well.
+RATIO_CHECK_FROM_BYTES = 1024 * 1024
+
+_LOCAL_HEADER = struct.Struct("<4s2B4HL2L2H")
+_LOCAL_SIGNATURE = b"PK\x03\x04"
+_CENTRAL_ENTRY = struct.Struct("<4s4B4HL2L5H2L")
+_CENTRAL_SIGNATURE = b"PK\x01\x02"
+_END_RECORD = struct.Struct("<4s4H2LH")
+_END_SIGNATURE = b"PK\x05\x06"
+_ZIP64_LOCATOR = struct.Struct("<4sLQL")
+_ZIP64_LOCATOR_SIGNATURE = b"PK\x06\x07"
+_ZIP64_END_RECORD = struct.Struct("<4sQ2H2L4Q")
+_ZIP64_END_SIGNATURE = b"PK\x06\x06"
+_MAX_COMMENT = 0xFFFF
+_UTF8_NAMES = 0x800
+
+
+class Member(NamedTuple):
+    """The central directory's facts about one member, all that reading it needs."""
+
+    name: str
+    flags: int
+    method: int
+    crc: int
+    compressed: int
+    size: int
+    offset: int
+
+
+class ArchiveError(Exception):
+    """The archive as a whole cannot be loaded; the message says why, for the uploader."""
+
+
+class UserRecord(NamedTuple):
+    user_id: str
+    first_name: str
+    last_name: str
+    birthts: int
+    member: str
+
+    @property
+    def birthdate(self) -> date:
+        return birthdate_of(self.birthts)
+
+
+@dataclass(frozen=True)
+class ImageRef:
+    """A user's png inside the archive, not yet read.
+
+    The fingerprint (CRC-32 and size from the central directory) tells whether the image
+    changed since the last load without decompressing it.
+    """
+
+    user_id: str
+    member: "Member"
+    fingerprint: str
+
+
+@dataclass(frozen=True)
+class Rejection:
+    member: str
+    user_id: str | None
+    reason: str
+
+    def as_dict(self) -> dict[str, str | None]:
+        return {"member": self.member, "user_id": self.user_id, "reason": self.reason}
+
+
+@dataclass
+class ArchiveContents:
+    users: list[UserRecord]
+    images: dict[str, ImageRef]
+    rejections: list[Rejection]
+    members_total: int
+    ignored: int
+
+
+def birthdate_of(birthts: int) -> date:
+    """The UTC calendar date of a birth instant in ms; floor division keeps pre-1970 right."""
+    return EPOCH + timedelta(days=birthts // MS_PER_DAY)
+
+
+class Archive:
+    """An open zip file, memory-mapped, with its central directory checked against limits."""
+
+    def __init__(self, path: Path, limits: ArchiveLimits) -> None:
+        self.path = path
+        self.limits = limits
+        self._file = open(path, "rb")  # noqa: SIM115 - closed in close()
+        try:
+            self._check_size()
+            self._map = mmap.mmap(self._file.fileno(), 0, access=mmap.ACCESS_READ)
+            self.members = read_central_directory(self._map)
+            self._check_shape()
+        except BaseException:
+            self.close()
+            raise
+
+    def __enter__(self) -> "Archive":
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if hasattr(self, "_map"):
+            self._map.close()
+        self._file.close()
+
+    def _check_size(self) -> None:
+        size = self._file.seek(0, io.SEEK_END)
+        if size == 0:
+            raise ArchiveError("the file is empty, not a zip archive")
+        if size > self.limits.max_archive_bytes:
+            raise ArchiveError(
+                f"the archive is {size} bytes, over the limit of {self.limits.max_archive_bytes}"
+            )
+
+    def _check_shape(self) -> None:
+        limits = self.limits
+        if len(self.members) > limits.max_members:
+            raise ArchiveError(
+                f"the archive has {len(self.members)} members, over the limit of {limits.max_members}"
+            )
+        total = 0
+        for member in self.members:
+            if member.size > limits.max_member_bytes:
+                raise ArchiveError(
+                    f"member {member.name!r} unpacks to {member.size} bytes,"
+                    f" over the limit of {limits.max_member_bytes}"
+                )
+            ratio = member.size // max(member.compressed, 1)
+            if member.size >= RATIO_CHECK_FROM_BYTES and ratio > limits.max_ratio:
+                raise ArchiveError(
+                    f"member {member.name!r} expands {ratio} times, over the limit of"
+                    f" {limits.max_ratio}: refusing a likely zip bomb"
+                )
+            total += member.size
+        if total > limits.max_total_bytes:
+            raise ArchiveError(
+                f"the archive unpacks to {total} bytes, over the limit of {limits.max_total_bytes}"
+            )
+
+    def read(self, member: Member) -> bytes:
+        """A member's bytes, checked against its declared size and CRC-32."""
+        if member.flags & 0x1:
+            raise ArchiveError(f"member {member.name!r} is encrypted")
+        if member.method not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+            raise ArchiveError(
+                f"member {member.name!r} uses compression method {member.method};"
+                " only stored and deflated members are accepted"
+            )
+        start = member.offset
+        header = self._map[start : start + _LOCAL_HEADER.size]
+        if len(header) != _LOCAL_HEADER.size or header[:4] != _LOCAL_SIGNATURE:
+            raise ArchiveError(f"member {member.name!r} is corrupt: bad local header")
+        fields = _LOCAL_HEADER.unpack(header)
+        data_start = start + _LOCAL_HEADER.size + fields[10] + fields[11]
+        raw = self._map[data_start : data_start + member.compressed]
+        if member.method == zipfile.ZIP_STORED:
+            data = raw
+        else:
+            try:
+                data = zlib.decompressobj(-zlib.MAX_WBITS).decompress(raw, member.size + 1)
+            except zlib.error as error:
+                raise ArchiveError(f"member {member.name!r} is corrupt: {error}") from None
+        if len(data) != member.size or zlib.crc32(data) != member.crc:
+            raise ArchiveError(f"member {member.name!r} is corrupt: size or CRC-32 does not match")
+        return data
+
+    def read_contents(
+        self, now_ms: int, on_progress: Callable[[int, int], None] | None = None
+    ) -> ArchiveContents:
+        """Validate every user file; see `parse_user_csv` for the rules of one file."""
+        csv_members, png_members, ignored = _classify(self.members)
+        rejections: list[Rejection] = []
+        csv_by_user = _unique_by_user(csv_members, "csv", rejections)
+        png_by_user = _unique_by_user(png_members, "png", rejections)
+
+        users: list[UserRecord] = []
+        total = len(self.members)
+        for done, (user_id, member) in enumerate(csv_by_user.items(), start=1):
+            try:
+                users.append(parse_user_csv(user_id, member.name, self.read(member), now_ms))
+            except UserFileError as error:
+                rejections.append(Rejection(member.name, user_id, str(error)))
+            if on_progress is not None and done % PROGRESS_EVERY == 0:
+                on_progress(done, total)
+
+        csv_ids = {stem for stem, _ in csv_members}
+        loaded = {user.user_id for user in users}
+        images = {}
+        for user_id, member in png_by_user.items():
+            if user_id not in csv_ids:
+                rejections.append(Rejection(member.name, user_id, "image without a csv file"))
+            elif user_id in loaded:
+                images[user_id] = ImageRef(user_id, member, f"{member.crc:08x}-{member.size}")
+        if on_progress is not None:
+            on_progress(total, total)
+        return ArchiveContents(users, images, rejections, total, ignored)
+
+
+def open_archive(path: Path, limits: ArchiveLimits) -> Archive:
+    """Open and check an archive; raises ArchiveError for anything that is not a sane zip."""
+    return Archive(path, limits)
+
+
+def read_central_directory(data: mmap.mmap) -> list[Member]:
+    """The archive's members from its central directory, in one pass over packed records.
+
+    `zipfile` builds a full ZipInfo per member, which costs seconds for 200,000 members;
+    this reads only the fields loading needs. Archives that need ZIP64 records (over 65,535
+    members or 4 GiB) are handed to `zipfile`, which knows every extension.
+    """
+    tail_start = max(0, len(data) - _END_RECORD.size - _MAX_COMMENT)
+    end = data.rfind(_END_SIGNATURE, tail_start)
+    if end < 0 or end + _END_RECORD.size > len(data):
+        raise ArchiveError("not a zip archive, or a corrupt one: no end of central directory")
+    _, disk, _, _, count, cd_size, cd_offset, _ = _END_RECORD.unpack_from(data, end)
+    directory_end = end
+    if count == 0xFFFF or cd_size == 0xFFFFFFFF or cd_offset == 0xFFFFFFFF:
+        count, cd_size, cd_offset, directory_end = _zip64_end_record(data, end)
+    if disk != 0:
+        raise ArchiveError("multi-part (spanned) zip archives are not supported")
+    # Data prepended to the archive (a self-extractor stub) shifts every offset.
+    shift = directory_end - cd_size - cd_offset
+    if shift < 0:
+        raise ArchiveError("not a zip archive, or a corrupt one: bad central directory offset")
+    members: list[Member] = []
+    position = cd_offset + shift
+    unpack = _CENTRAL_ENTRY.unpack_from
+    entry_size = _CENTRAL_ENTRY.size
+    for _ in range(count):
+        try:
+            entry = unpack(data, position)
+        except struct.error:
+            raise ArchiveError("corrupt zip archive: truncated central directory") from None
+        if entry[0] != _CENTRAL_SIGNATURE:
+            raise ArchiveError("corrupt zip archive: bad central directory entry")
+        name_start = position + entry_size
+        raw_name = data[name_start : name_start + entry[12]]
+        try:
+            name = raw_name.decode("utf-8" if entry[5] & _UTF8_NAMES else "cp437")
+        except UnicodeDecodeError:
+            raise ArchiveError("corrupt zip archive: a member name is not valid UTF-8") from None
+        if entry[10] == 0xFFFFFFFF or entry[11] == 0xFFFFFFFF or entry[18] == 0xFFFFFFFF:
+            return _members_from_zipfile(data)
+        members.append(
+            Member(name, entry[5], entry[6], entry[9], entry[10], entry[11], entry[18] + shift)
+        )
+        position = name_start + entry[12] + entry[13] + entry[14]
+    return members
+
+
+def _zip64_end_record(data: mmap.mmap, end: int) -> tuple[int, int, int, int]:
+    """Member count, directory size and offset from the ZIP64 record that large archives carry."""
+    locator_at = end - _ZIP64_LOCATOR.size
+    if locator_at < 0 or data[locator_at : locator_at + 4] != _ZIP64_LOCATOR_SIGNATURE:
+        raise ArchiveError("corrupt zip archive: the ZIP64 end record is missing")
+    record_at = locator_at - _ZIP64_END_RECORD.size
+    if record_at < 0 or data[record_at : record_at + 4] != _ZIP64_END_SIGNATURE:
+        raise ArchiveError("corrupt zip archive: the ZIP64 end record is missing")
+    record = _ZIP64_END_RECORD.unpack_from(data, record_at)
+    return record[7], record[8], record[9], record_at
+
+
+def _members_from_zipfile(data: mmap.mmap) -> list[Member]:
+    try:
+        with zipfile.ZipFile(data) as archive:  # type: ignore[arg-type]
+            infos = archive.infolist()
+    except (
+        zipfile.BadZipFile,
+        zipfile.LargeZipFile,
+        ValueError,
+        struct.error,
+        EOFError,
+        OSError,
+    ) as error:
+        raise ArchiveError(f"not a zip archive, or a corrupt one: {error}") from None
+    return [
+        Member(
+            i.filename,
+            i.flag_bits,
+            i.compress_type,
+            i.CRC,
+            i.compress_size,
+            i.file_size,
+            i.header_offset,
+        )
+        for i in infos
+    ]
+
+
+class UserFileError(ValueError):
+    """One user file breaks a rule; the user is rejected and the others still load."""
+
+
+Named = list[tuple[str, Member]]
+
+
+def _classify(members: list[Member]) -> tuple[Named, Named, int]:
+    """Split members into csv and png (with the stem of their name) and count the noise."""
+    csv_members: Named = []
+    png_members: Named = []
+    ignored = 0
+    for member in members:
+        name = member.name
+        if name.endswith("/"):
+            continue
+        parts = name.replace("\\", "/").split("/")
+        base = parts[-1]
+        stem, dot, extension = base.rpartition(".")
+        extension = extension.lower()
+        if (
+            "__MACOSX" in parts
+            or base.startswith(".")
+            or not dot
+            or extension not in ("csv", "png")
+        ):
+            ignored += 1
+            continue
+        (csv_members if extension == "csv" else png_members).append((stem, member))
+    return csv_members, png_members, ignored
+
+
+def _unique_by_user(members: Named, kind: str, rejections: list[Rejection]) -> dict[str, Member]:
+    """Map user id to member, rejecting bad ids and ids that appear more than once."""
+    by_user: dict[str, list[Member]] = {}
+    for stem, member in members:
+        if USER_ID.fullmatch(stem) is None:
+            rejections.append(
+                Rejection(
+                    member.name,
+                    None,
+                    f"user id {stem!r} is not 1 to {MAX_USER_ID_LENGTH} letters, digits, '-' or '_'",
+                )
+            )
+            continue
+        by_user.setdefault(stem, []).append(member)
+    unique: dict[str, Member] = {}
+    for user_id, found in by_user.items():
+        if len(found) == 1:
+            unique[user_id] = found[0]
+            continue
+        names = ", ".join(member.name for member in found)
+        for member in found:
+            rejections.append(
+                Rejection(
+                    member.name,
+                    user_id,
+                    f"user id {user_id} has {len(found)} {kind} files ({names})",
+                )
+            )
+    return unique
+
+
+def parse_user_csv(user_id: str, member: str, data: bytes, now_ms: int) -> UserRecord:
+    """One user file: a header naming the three columns in any order, and one data row."""
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise UserFileError(f"not UTF-8 text: {error.reason} at byte {error.start}") from None
+    rows = [row for row in _split_rows(text) if "".join(row).strip()]
+    if not rows:
+        raise UserFileError("empty file: no header and no data row")
+    first_index, last_index, birth_index = _column_indexes(tuple(rows[0]))
+    if len(rows) == 1:
+        raise UserFileError("no data row")
+    if len(rows) > 2:
+        raise UserFileError(f"{len(rows) - 1} data rows, expected one")
+    row = rows[1]
+    if len(row) < len(rows[0]):
+        raise UserFileError(f"the data row has {len(row)} fields, the header has {len(rows[0])}")
+    values = {
+        "first_name": row[first_index].strip(),
+        "last_name": row[last_index].strip(),
+        "birthts": row[birth_index].strip(),
+    }
+    for name in ("first_name", "last_name"):
+        if not values[name]:
+            raise UserFileError(f"{name} is empty")
+    birthts = values["birthts"]
+    if INTEGER.fullmatch(birthts) is None:
+        raise UserFileError(f"birthts {birthts!r} is not a whole number of milliseconds")
+    birth_ms = int(birthts)
+    if birth_ms > now_ms:
+        raise UserFileError(f"birthts {birth_ms} lies in the future")
+    if birth_ms < EARLIEST_BIRTHTS:
+        raise UserFileError(f"birthts {birth_ms} lies before 1900")
+    return UserRecord(user_id, values["first_name"], values["last_name"], birth_ms, member)
+
+
+@functools.lru_cache(maxsize=64)
+def _column_indexes(header: tuple[str, ...]) -> tuple[int, int, int]:
+    """Where first_name, last_name and birthts stand; cached, as nearly all files share a header."""
+    names = [name.strip().casefold() for name in header]
+    missing = [name for name in REQUIRED_COLUMNS if name not in names]
+    if missing:
+        raise UserFileError(f"missing column(s): {', '.join(missing)}")
+    first, last, birth = (names.index(name) for name in REQUIRED_COLUMNS)
+    return first, last, birth
+
+
+def _split_rows(text: str) -> list[list[str]]:
+    """CSV rows; text without quotes (nearly every file) skips the csv module's overhead."""
+    if '"' in text:
+        return list(csv.reader(io.StringIO(text), skipinitialspace=True))
+    return [line.split(",") for line in text.replace("\r\n", "\n").replace("\r", "\n").split("\n")]
+
+
+def now_ms() -> int:
+    return int(datetime.now(UTC).timestamp() * 1000)
