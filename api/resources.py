@@ -145,7 +145,7 @@ def csv_stream(rows: Iterable[UserRow]) -> Iterator[bytes]:
 def _next_link(req: falcon.Request, resp: falcon.Response, cursor: str, value: str) -> None:
     query = {name: value for name, value in req.params.items() if name != cursor}
     query[cursor] = value
-    resp.append_link(f"{req.path}?{urlencode(query)}", "next")
+    resp.append_header("Link", f'<{req.path}?{urlencode(query)}>; rel="next"')
 
 
 class DataResource:

@@ -1,0 +1,81 @@
+"""Every bad parameter is a 400 with a JSON body naming it, on /data and /stats alike."""
+
+from pathlib import Path
+
+import pytest
+from falcon.testing import TestClient
+
+FILTER_CASES = [
+    ("min_age=abc", "min_age"),
+    ("min_age=", "min_age"),
+    ("min_age=-1", "min_age"),
+    ("min_age=1.5", "min_age"),
+    ("min_age=151", "min_age"),
+    ("min_age=99999999999999999999", "min_age"),
+    ("max_age=-3", "max_age"),
+    ("max_age=x", "max_age"),
+    ("min_age=40&max_age=20", "min_age"),
+    ("min_age=1&min_age=2", "min_age"),
+    ("is_image_exists=maybe", "is_image_exists"),
+    ("is_image_exists=", "is_image_exists"),
+    ("is_image_exists=yes", "is_image_exists"),
+]
+LISTING_CASES = [
+    ("limit=0", "limit"),
+    ("limit=1001", "limit"),
+    ("limit=ten", "limit"),
+    ("limit=-5", "limit"),
+    ("format=xml", "format"),
+    ("format=", "format"),
+    ("after=3", "after"),  # a cursor without limit
+    ("limit=5&after=" + "x" * 65, "after"),
+    ("limit=5&after=%00", "after"),
+]
+
+
+@pytest.fixture
+def database_url(tmp_path: Path) -> str:
+    """SQLite only: parameters are refused before any query, on either database."""
+    return f"sqlite:///{tmp_path / 'zipflow.db'}"
+
+
+def assert_names(result, parameter: str) -> None:
+    assert result.status_code == 400
+    assert result.headers["content-type"] == "application/json; charset=utf-8"
+    assert result.json["parameter"] == parameter
+    assert result.json["description"].startswith(f"{parameter}: ")
+
+
+@pytest.mark.parametrize(("query", "parameter"), FILTER_CASES)
+@pytest.mark.parametrize("path", ["/data", "/stats"])
+def test_bad_filter_is_a_400_naming_it(
+    client: TestClient, path: str, query: str, parameter: str
+) -> None:
+    assert_names(client.simulate_get(path, query_string=query), parameter)
+
+
+@pytest.mark.parametrize(("query", "parameter"), LISTING_CASES)
+def test_bad_listing_parameter_is_a_400_naming_it(
+    client: TestClient, query: str, parameter: str
+) -> None:
+    assert_names(client.simulate_get("/data", query_string=query), parameter)
+
+
+@pytest.mark.parametrize(
+    ("query", "parameter"), [("limit=0", "limit"), ("limit=101", "limit"), ("before=0", "before")]
+)
+def test_bad_runs_parameter_is_a_400_naming_it(
+    client: TestClient, query: str, parameter: str
+) -> None:
+    assert_names(client.simulate_get("/runs", query_string=query), parameter)
+
+
+def test_good_edge_values_are_accepted(client: TestClient) -> None:
+    for query in (
+        "min_age=0&max_age=150",
+        "min_age=7&max_age=7",
+        "limit=1",
+        "limit=1000",
+        "is_image_exists=TRUE",
+    ):
+        assert client.simulate_get("/data", query_string=query).status_code == 200, query
