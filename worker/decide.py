@@ -11,6 +11,10 @@ from shared.models import Run, last_loaded_run, utcnow
 from shared.storage import SourceObject
 from worker.events import ObjectEvent
 
+# The note the worker puts on a run that failed because the archive itself is bad, so
+# that a duplicate event or the reconcile sweep does not fail it again every time.
+BAD_ARCHIVE_NOTE = "bad archive: not retried until a new version is uploaded"
+
 
 def event_skip_reason(event: ObjectEvent, source_bucket: str) -> str | None:
     """Why the event alone shows there is nothing to load, or None."""
@@ -49,14 +53,15 @@ def version_skip_reason(obj: SourceObject, mode: str) -> str | None:
 
 
 def processed_run(obj: SourceObject) -> Run | None:
-    """The run that already reflected exactly this object version, if any."""
+    """The run that already loaded exactly this object version, or found it unloadable."""
     return (
         Run.select()
         .where(
             Run.source == obj.label,
             Run.etag == obj.etag,
             Run.source_modified == obj.last_modified,
-            Run.status == "succeeded",
+            (Run.status == "succeeded")
+            | ((Run.status == "failed") & (Run.note == BAD_ARCHIVE_NOTE)),
         )
         .order_by(Run.id.desc())
         .first()

@@ -16,7 +16,7 @@ from shared.messages import REPROCESS_TYPE, MessageError, Reprocess
 from shared.models import Run
 from shared.pipeline import Job, process, record_skipped
 from shared.storage import ProcessedStore, SourceBucket, SourceObject
-from worker.decide import abandon_running, event_skip_reason, version_skip_reason
+from worker.decide import BAD_ARCHIVE_NOTE, abandon_running, event_skip_reason, version_skip_reason
 from worker.events import EventError, ObjectEvent, parse_event
 
 log = logging.getLogger("zipflow.worker")
@@ -147,5 +147,8 @@ class Handler:
                 seconds,
             )
         else:
-            log.warning("%s -> %s run %d: %s", what, run.status, run.id, run.error or run.note)
+            # process() returns a failed run only for a bad archive; other failures raise.
+            run.note = BAD_ARCHIVE_NOTE
+            run.save(only=[Run.note])
+            log.warning("%s -> failed run %d: bad archive: %s", what, run.id, run.error)
         return run
