@@ -69,7 +69,9 @@ def _unavailable(resp: falcon.Response, title: str, error: Exception) -> None:
     resp.status = falcon.HTTP_503
     resp.content_type = resources.JSON_TYPE
     resp.stream = None
-    resp.data = json.dumps({"title": title, "description": str(error)}, ensure_ascii=False).encode()
+    resp.data = json.dumps(
+        {"title": title, "description": " ".join(str(error).split())}, ensure_ascii=False
+    ).encode()
 
 
 def store_unavailable(

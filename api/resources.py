@@ -26,6 +26,7 @@ from shared.config import Settings, image_key
 from shared.db import database
 from shared.messages import PublishError
 from shared.models import Run, queue_run, utcnow
+from shared.pipeline import OUTPUT_HEADER
 from shared.queries import (
     UserRow,
     fail_queued_run,
@@ -40,7 +41,6 @@ from shared.storage import ProcessedStore, SourceBucket
 
 JSON_TYPE = "application/json; charset=utf-8"
 CSV_TYPE = "text/csv; charset=utf-8"
-CSV_HEADER = ("user_id", "first_name", "last_name", "birthts", "img_path")
 STREAM_CHUNK_ROWS = 1000
 RUNS_PAGE_DEFAULT = 20
 RUNS_PAGE_MAX = 100
@@ -132,7 +132,7 @@ def csv_stream(rows: Iterable[UserRow]) -> Iterator[bytes]:
     """The rows in the layout of the processed bucket's output.csv, header first."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(CSV_HEADER)
+    writer.writerow(OUTPUT_HEADER)
     for batch in _batches(rows):
         writer.writerows((u, f, last, ts, img or "") for u, f, last, ts, _, img in batch)
         yield buffer.getvalue().encode()
@@ -378,7 +378,7 @@ def store_problem() -> str | None:
         Run.select(Run.id).limit(1).execute()
     except peewee.PeeweeException as error:
         close_broken_connection()
-        return f"the store does not answer: {error}".strip()
+        return "the store does not answer: " + " ".join(str(error).split())
     return None
 
 
