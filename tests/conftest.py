@@ -50,7 +50,8 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     try:
         yield _postgres_schema_url(schema)
     finally:
-        database.close()
+        if database.obj is not None:
+            database.close()
         with admin.cursor() as cursor:
             cursor.execute(f"DROP SCHEMA {schema} CASCADE")
         admin.close()

@@ -1,0 +1,187 @@
+"""Reading archives: the input rules of the core issue, one behaviour per test."""
+
+import zipfile
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from shared.archive import ArchiveError, birthdate_of, now_ms, open_archive, parse_user_csv
+from shared.config import ArchiveLimits
+from tests.shared.zips import IVAN, PNG, make_zip
+
+NOW = now_ms()
+
+
+def read(path: Path, limits: ArchiveLimits | None = None):
+    with open_archive(path, limits or ArchiveLimits()) as archive:
+        return archive.read_contents(NOW)
+
+
+def reasons(contents) -> dict[str, str]:
+    return {r.member: r.reason for r in contents.rejections}
+
+
+def test_user_id_is_the_file_name_and_extensions_match_in_any_case(tmp_path):
+    contents = read(
+        make_zip(tmp_path / "a.zip", {"x/1000.CSV": IVAN, "x/1000.Png": PNG, "abc_D-9.csv": IVAN})
+    )
+    assert sorted(u.user_id for u in contents.users) == ["1000", "abc_D-9"]
+    assert list(contents.images) == ["1000"]
+
+
+def test_macos_noise_folders_and_other_files_are_skipped(tmp_path):
+    members = {
+        "02-src-data/": b"",
+        "02-src-data/1000.csv": IVAN,
+        "__MACOSX/02-src-data/._1000.csv": b"\x00\x05\x16\x07 not csv",
+        "__MACOSX/02-src-data/._1000.png": b"\x00\x05\x16\x07",
+        "02-src-data/._1001.csv": b"\x00\x05\x16\x07",
+        ".DS_Store": b"Bud1",
+        "02-src-data/readme.txt": b"hello",
+        "02-src-data/noextension": b"x",
+    }
+    contents = read(make_zip(tmp_path / "a.zip", members))
+    assert [u.user_id for u in contents.users] == ["1000"]
+    assert contents.rejections == []
+    assert contents.ignored == 6
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"\xef\xbb\xbffirst_name, last_name, birthts\nIvan, Ivanov, 946674000000\n",
+        b"first_name, last_name, birthts\r\nIvan, Ivanov, 946674000000\r\n",
+        b"first_name,last_name,birthts\nIvan,Ivanov,946674000000",
+        b"\n first_name ,LAST_NAME, BirthTS \n\n  Ivan ,  Ivanov ,946674000000\n\n",
+        b"birthts, last_name, first_name\n946674000000, Ivanov, Ivan\n",
+        b'"first_name","last_name","birthts"\r\n"Ivan", "Ivanov", "946674000000"\r\n',
+    ],
+    ids=["bom", "crlf", "no-spaces", "trim-case-blank-lines", "column-order", "quoted"],
+)
+def test_csv_variants_all_parse_to_the_same_user(data):
+    user = parse_user_csv("1000", "1000.csv", data, NOW)
+    assert (user.first_name, user.last_name, user.birthts) == ("Ivan", "Ivanov", 946674000000)
+
+
+def test_quoted_names_keep_their_commas_and_non_ascii_letters():
+    data = 'first_name, last_name, birthts\n"Zoë", "Smith, Jr.", -86400000\n'.encode()
+    user = parse_user_csv("7", "7.csv", data, NOW)
+    assert (user.first_name, user.last_name, user.birthts) == ("Zoë", "Smith, Jr.", -86400000)
+    assert str(birthdate_of(user.birthts)) == "1969-12-31"
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (b"first_name, last_name, birthts\n", "no data row"),
+        (b"", "empty file"),
+        (b"first_name, last_name, birthts\nA, B, 1\nC, D, 2\n", "2 data rows, expected one"),
+        (b"first_name, birthts\nA, 1\n", "missing column(s): last_name"),
+        (b"first_name, last_name, birthts\nA, B\n", "the data row has 2 fields"),
+        (b"first_name, last_name, birthts\nA, B, 12.5\n", "is not a whole number"),
+        (b"first_name, last_name, birthts\nA, B, soon\n", "is not a whole number"),
+        (b"first_name, last_name, birthts\nA, B, 99999999999999\n", "lies in the future"),
+        (b"first_name, last_name, birthts\nA, B, -2208988800001\n", "lies before 1900"),
+        (b"first_name, last_name, birthts\n , B, 1\n", "first_name is empty"),
+        (b"first_name, last_name, birthts\nA, , 1\n", "last_name is empty"),
+        (b"first_name, last_name, birthts\n\xff\xfe, B, 1\n", "not UTF-8"),
+    ],
+)
+def test_a_bad_user_file_is_rejected_with_its_reason_and_the_rest_still_load(
+    tmp_path, data, reason
+):
+    contents = read(make_zip(tmp_path / "a.zip", {"d/1.csv": data, "d/2.csv": IVAN}))
+    assert [u.user_id for u in contents.users] == ["2"]
+    assert reason in reasons(contents)["d/1.csv"]
+
+
+def test_user_ids_that_are_not_plain_identifiers_are_rejected(tmp_path):
+    contents = read(
+        make_zip(tmp_path / "a.zip", {"d/bad id.csv": IVAN, "d/ü.csv": IVAN, "d/ok.csv": IVAN})
+    )
+    assert [u.user_id for u in contents.users] == ["ok"]
+    assert set(reasons(contents)) == {"d/bad id.csv", "d/ü.csv"}
+    assert "is not 1 to 64 letters" in reasons(contents)["d/bad id.csv"]
+
+
+def test_a_user_id_in_two_folders_rejects_both_files(tmp_path):
+    contents = read(
+        make_zip(tmp_path / "a.zip", {"a/5.csv": IVAN, "b/5.csv": IVAN, "a/6.csv": IVAN})
+    )
+    assert [u.user_id for u in contents.users] == ["6"]
+    assert set(reasons(contents)) == {"a/5.csv", "b/5.csv"}
+    assert "has 2 csv files" in reasons(contents)["a/5.csv"]
+
+
+def test_an_image_without_a_csv_creates_no_user_and_is_reported(tmp_path):
+    contents = read(make_zip(tmp_path / "a.zip", {"d/1.csv": IVAN, "d/2.png": PNG}))
+    assert [u.user_id for u in contents.users] == ["1"]
+    assert contents.images == {}
+    assert reasons(contents) == {"d/2.png": "image without a csv file"}
+
+
+def test_the_image_fingerprint_is_crc_and_size(tmp_path):
+    contents = read(make_zip(tmp_path / "a.zip", {"1.csv": IVAN, "1.png": PNG}))
+    assert contents.images["1"].fingerprint == f"{zipfile.crc32(PNG):08x}-{len(PNG)}"
+
+
+@pytest.mark.parametrize("data", [b"this is not a zip", b"PK\x03\x04" + b"\x00" * 40, b""])
+def test_a_file_that_is_not_a_zip_is_an_archive_error(tmp_path, data):
+    path = tmp_path / "bad.zip"
+    path.write_bytes(data)
+    with pytest.raises(ArchiveError, match="not a zip archive|empty"):
+        read(path)
+
+
+def test_a_truncated_zip_is_an_archive_error(tmp_path):
+    good = make_zip(tmp_path / "a.zip", {f"{i}.csv": IVAN for i in range(50)}).read_bytes()
+    path = tmp_path / "cut.zip"
+    path.write_bytes(good[: len(good) // 2])
+    with pytest.raises(ArchiveError):
+        read(path)
+
+
+def test_a_member_whose_bytes_do_not_match_its_crc_fails_the_archive(tmp_path):
+    path = make_zip(tmp_path / "a.zip", {"1.csv": IVAN}, compression=zipfile.ZIP_STORED)
+    data = bytearray(path.read_bytes())
+    at = data.index(b"Ivanov")
+    data[at : at + 6] = b"Petrov"
+    path.write_bytes(bytes(data))
+    with pytest.raises(ArchiveError, match="CRC-32"):
+        read(path)
+
+
+def test_an_archive_of_more_than_65535_members_is_read_through_its_zip64_record(tmp_path):
+    path = make_zip(
+        tmp_path / "big.zip", {f"d/{i}.csv": IVAN for i in range(65_600)}, zipfile.ZIP_STORED
+    )
+    contents = read(path)
+    assert len(contents.users) == 65_600
+
+
+@pytest.mark.parametrize(
+    ("limits", "message"),
+    [
+        (ArchiveLimits(max_members=2), "3 members, over the limit of 2"),
+        (ArchiveLimits(max_member_bytes=10), "over the limit of 10"),
+        (ArchiveLimits(max_total_bytes=100), "unpacks to"),
+        (ArchiveLimits(max_archive_bytes=100), "bytes, over the limit of 100"),
+    ],
+)
+def test_archives_over_the_limits_are_refused(tmp_path, limits, message):
+    path = make_zip(tmp_path / "a.zip", {"1.csv": IVAN, "2.csv": IVAN, "3.csv": IVAN})
+    with pytest.raises(ArchiveError, match=message.replace("(", r"\(")):
+        read(path, limits)
+
+
+def test_a_zip_bomb_is_refused_by_its_compression_ratio(tmp_path):
+    path = make_zip(tmp_path / "bomb.zip", {"1.csv": IVAN, "2.png": b"\x00" * (8 * 1024 * 1024)})
+    with pytest.raises(ArchiveError, match="zip bomb"):
+        read(path, replace(ArchiveLimits(), max_ratio=100))
+
+
+def test_member_names_that_climb_out_of_the_tree_only_yield_a_user_id(tmp_path):
+    contents = read(make_zip(tmp_path / "a.zip", {"../../etc/42.csv": IVAN, "/abs/43.csv": IVAN}))
+    assert sorted(u.user_id for u in contents.users) == ["42", "43"]
+    assert not (tmp_path.parent.parent / "etc" / "42.csv").exists()

@@ -1,0 +1,102 @@
+"""`zipflow process` and `zipflow demo-data`, run as a user runs them: a real subprocess."""
+
+import json
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from tests.shared.zips import IVAN, make_zip, users_zip
+
+
+@pytest.fixture
+def run_cli(tmp_path, database_url):
+    env = {
+        **os.environ,
+        "ZIPFLOW_DATABASE_URL": database_url,
+        "ZIPFLOW_DATA_DIR": str(tmp_path / "data"),
+    }
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "zipflow", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    return run
+
+
+def test_process_prints_a_summary_writes_the_csv_and_images_and_exits_0(run_cli, tmp_path):
+    archive = make_zip(
+        tmp_path / "a.zip", {"d/1.csv": IVAN, "d/2.csv": b"first_name\n", "d/1.png": b"png"}
+    )
+    result = run_cli("process", str(archive), "--csv", str(tmp_path / "out.csv"))
+    assert result.returncode == 0, result.stderr
+    assert "users in archive 1: 1 inserted" in result.stdout
+    assert "d/2.csv: no data row" not in result.stdout
+    assert "d/2.csv: missing column(s): last_name, birthts" in result.stdout
+    assert (tmp_path / "out.csv").read_text().splitlines()[
+        1
+    ] == "1,Ivan,Ivanov,946674000000,processed/images/1.png"
+    assert (tmp_path / "data/processed/images/1.png").read_bytes() == b"png"
+
+
+def test_process_json_gives_counts_rejections_and_duration(run_cli, tmp_path):
+    result = run_cli(
+        "process", str(users_zip(tmp_path / "a.zip", ["1", "2"])), "--json", "--mode", "merge"
+    )
+    summary = json.loads(result.stdout)
+    assert result.returncode == 0
+    assert (summary["status"], summary["mode"], summary["inserted"], summary["rejections"]) == (
+        "succeeded",
+        "merge",
+        2,
+        [],
+    )
+    assert summary["duration_seconds"] >= 0
+
+
+def test_a_failed_run_exits_non_zero_with_a_one_line_reason(run_cli, tmp_path):
+    bad = tmp_path / "bad.zip"
+    bad.write_text("not a zip")
+    result = run_cli("process", str(bad))
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "zipflow process: failed: not a zip archive, or a corrupt one: no end of central directory"
+    ]
+
+
+def test_a_missing_file_and_a_bad_mode_are_usage_errors(run_cli, tmp_path):
+    assert run_cli("process", str(tmp_path / "nope.zip")).returncode == 2
+    assert run_cli("process", str(tmp_path / "nope.zip"), "--mode", "append").returncode == 2
+
+
+def test_demo_data_is_deterministic_and_realistic(run_cli, tmp_path):
+    first, second = tmp_path / "1.zip", tmp_path / "2.zip"
+    assert run_cli("demo-data", str(first), "--users", "50", "--seed", "3").returncode == 0
+    assert run_cli("demo-data", str(second), "--users", "50", "--seed", "3").returncode == 0
+    assert first.read_bytes() == second.read_bytes()
+    names = zipfile.ZipFile(first).namelist()
+    assert "src-data-3/" in names and any(n.startswith("__MACOSX/") for n in names)
+    csvs = [n for n in names if n.endswith(".csv") and not n.startswith("__MACOSX")]
+    pngs = [n for n in names if n.endswith(".png")]
+    assert len(csvs) == 50 and 0 < len(pngs) < 50
+    result = run_cli("process", str(first), "--json")
+    assert json.loads(result.stdout)["users_in_archive"] == 50
+
+
+def test_process_loads_the_sample_layout_with_macos_noise(run_cli, tmp_path):
+    archive = tmp_path / "demo.zip"
+    run_cli("demo-data", str(archive), "--users", "20")
+    summary = json.loads(run_cli("process", str(archive), "--json").stdout)
+    assert (summary["users_in_archive"], summary["rejected"]) == (20, 0)
+    assert summary["images"] == len(
+        [n for n in zipfile.ZipFile(archive).namelist() if n.endswith(".png")]
+    )
+    assert Path(tmp_path / "data/processed/output.csv").exists()

@@ -1,0 +1,258 @@
+"""Loading archives into the store end to end, on SQLite and PostgreSQL."""
+
+import csv
+import io
+import threading
+from dataclasses import replace
+from datetime import datetime
+from pathlib import Path
+
+import peewee
+import pytest
+
+from shared.config import Settings
+from shared.db import MIGRATIONS, SchemaVersion, database, ensure_schema
+from shared.models import MODELS, Run, User, sort_key
+from shared.pipeline import Job, export_csv, process, record_skipped
+from shared.storage import LocalStore
+from tests.shared.zips import IVAN, PNG, make_zip, users_zip
+
+
+@pytest.fixture
+def env(store_db, tmp_path) -> tuple[Settings, LocalStore]:
+    settings = replace(Settings(), data_dir=tmp_path / "data")
+    return settings, LocalStore(settings.data_dir, settings.processed_bucket)
+
+
+def load(path: Path, env, mode: str = "snapshot", modified: datetime | None = None, **job) -> Run:
+    settings, store = env
+    return process(
+        Job(path, str(path), modified=modified, **job), replace(settings, mode=mode), store
+    )
+
+
+def users() -> dict[str, tuple]:
+    return {u.user_id: (u.first_name, u.img_path) for u in User.select()}
+
+
+def test_a_snapshot_loads_users_images_and_output_csv(env, tmp_path):
+    settings, store = env
+    run = load(users_zip(tmp_path / "a.zip", ["1000", "1001"], images=("1000",)), env)
+    assert run.status == "succeeded"
+    assert (run.users_in_archive, run.inserted, run.images, run.images_uploaded) == (2, 2, 1, 1)
+    assert users() == {
+        "1000": ("First1000", "processed/images/1000.png"),
+        "1001": ("First1001", None),
+    }
+    assert (settings.data_dir / "processed/images/1000.png").read_bytes() == PNG
+    output = (settings.data_dir / "processed/output.csv").read_text()
+    assert output.splitlines() == [
+        "user_id,first_name,last_name,birthts,img_path",
+        "1000,First1000,Last1000,946684800000,processed/images/1000.png",
+        "1001,First1001,Last1001,946684800000,",
+    ]
+
+
+def test_a_user_row_carries_birthdate_run_and_timestamps(env, tmp_path):
+    run = load(
+        make_zip(tmp_path / "a.zip", {"7.csv": b"first_name,last_name,birthts\nA,B,-1\n"}), env
+    )
+    user = User.get(User.user_id == "7")
+    assert str(user.birthdate) == "1969-12-31"
+    assert user.birth_ymd == 19691231
+    assert user.run_id == run.id
+    assert user.created_at is not None and user.updated_at is not None
+
+
+def test_a_second_snapshot_updates_inserts_and_deletes(env, tmp_path):
+    settings, _ = env
+    load(users_zip(tmp_path / "a.zip", ["1", "2", "3"], images=("1", "3")), env)
+    second = make_zip(
+        tmp_path / "b.zip",
+        {
+            "1.csv": b"first_name,last_name,birthts\nNew,Name,1\n",
+            "2.csv": IVAN,
+            "4.csv": IVAN,
+            "2.png": PNG,
+        },
+    )
+    run = load(second, env)
+    assert (run.inserted, run.updated, run.deleted, run.unchanged) == (1, 2, 1, 0)
+    assert users() == {
+        "1": ("New", None),
+        "2": ("Ivan", "processed/images/2.png"),
+        "4": ("Ivan", None),
+    }
+    images = settings.data_dir / "processed/images"
+    assert sorted(p.name for p in images.iterdir()) == ["2.png"]
+    assert run.images_deleted == 2
+
+
+def test_loading_the_same_archive_again_changes_nothing_and_uploads_nothing(env, tmp_path):
+    path = users_zip(tmp_path / "a.zip", ["1", "2"], images=("1",))
+    load(path, env)
+    again = load(path, env)
+    assert (again.inserted, again.updated, again.deleted, again.unchanged) == (0, 0, 0, 2)
+    assert again.images_uploaded == 0
+    assert User.select().count() == 2
+
+
+def test_a_changed_image_is_uploaded_again(env, tmp_path):
+    settings, _ = env
+    load(make_zip(tmp_path / "a.zip", {"1.csv": IVAN, "1.png": PNG}), env)
+    run = load(make_zip(tmp_path / "b.zip", {"1.csv": IVAN, "1.png": PNG + b"changed"}), env)
+    assert (run.updated, run.images_uploaded) == (1, 1)
+    assert (settings.data_dir / "processed/images/1.png").read_bytes() == PNG + b"changed"
+
+
+def test_merge_adds_and_updates_but_removes_nobody(env, tmp_path):
+    load(users_zip(tmp_path / "a.zip", ["1", "2"], images=("1",)), env, mode="merge")
+    run = load(make_zip(tmp_path / "b.zip", {"2.csv": IVAN, "3.csv": IVAN}), env, mode="merge")
+    assert (run.inserted, run.updated, run.deleted) == (1, 1, 0)
+    assert users() == {
+        "1": ("First1", "processed/images/1.png"),
+        "2": ("Ivan", None),
+        "3": ("Ivan", None),
+    }
+
+
+def test_merge_keeps_a_users_image_when_the_new_archive_has_none_for_them(env, tmp_path):
+    load(users_zip(tmp_path / "a.zip", ["1"], images=("1",)), env, mode="merge")
+    load(make_zip(tmp_path / "b.zip", {"1.csv": IVAN}), env, mode="merge")
+    assert users() == {"1": ("Ivan", "processed/images/1.png")}
+
+
+def test_merge_never_overwrites_a_row_from_a_newer_archive(env, tmp_path):
+    newer, older = datetime(2026, 5, 2), datetime(2026, 5, 1)
+    load(users_zip(tmp_path / "new.zip", ["1"]), env, mode="merge", modified=newer)
+    run = load(
+        make_zip(tmp_path / "old.zip", {"1.csv": IVAN, "2.csv": IVAN}),
+        env,
+        mode="merge",
+        modified=older,
+    )
+    assert (run.inserted, run.updated, run.kept_newer) == (1, 0, 1)
+    assert users()["1"] == ("First1", None)
+
+
+@pytest.mark.parametrize(
+    ("members", "error"),
+    [
+        ({}, "no user files"),
+        ({"d/": b"", "__MACOSX/._1.csv": b"x"}, "no user files"),
+        (
+            {"1.csv": b"first_name,last_name\nA,B\n"},
+            "no valid user in the archive: 1 files rejected",
+        ),
+        ({"1.png": PNG}, "no valid user"),
+    ],
+)
+def test_an_archive_with_no_valid_user_fails_and_never_wipes_the_store(
+    env, tmp_path, members, error
+):
+    load(users_zip(tmp_path / "a.zip", ["1", "2"]), env)
+    run = load(make_zip(tmp_path / "b.zip", members), env)
+    assert run.status == "failed"
+    assert error in run.error
+    assert set(users()) == {"1", "2"}
+
+
+def test_a_corrupt_file_fails_its_run_with_a_clear_message_and_changes_nothing(env, tmp_path):
+    load(users_zip(tmp_path / "a.zip", ["1"]), env)
+    broken = tmp_path / "broken.zip"
+    broken.write_bytes(b"GIF89a not a zip at all")
+    run = load(broken, env)
+    assert (run.status, run.finished_at is not None) == ("failed", True)
+    assert "not a zip archive" in run.error
+    assert set(users()) == {"1"}
+
+
+class FailingStore(LocalStore):
+    """A processed bucket that goes away after `fail_after` writes."""
+
+    def __init__(self, root: Path, bucket: str, fail_after: int) -> None:
+        super().__init__(root, bucket)
+        self.writes = 0
+        self.fail_after = fail_after
+
+    def put(self, key: str, data: bytes, content_type: str) -> None:
+        self.writes += 1
+        if self.writes > self.fail_after:
+            raise ConnectionError("object store unreachable")
+        super().put(key, data, content_type)
+
+
+def test_storage_trouble_during_a_load_rolls_back_and_is_raised_for_a_retry(env, tmp_path):
+    settings, _ = env
+    load(users_zip(tmp_path / "a.zip", ["1"]), env)
+    store = FailingStore(settings.data_dir, settings.processed_bucket, fail_after=1)
+    job = Job(users_zip(tmp_path / "b.zip", ["5", "6", "7"], images=("5", "6", "7")), "b.zip")
+    with pytest.raises(ConnectionError):
+        process(job, replace(settings, image_upload_threads=1), store)
+    assert set(users()) == {"1"}
+    failed = Run.select().order_by(Run.id.desc()).first()
+    assert failed.status == "failed" and "object store unreachable" in failed.error
+
+
+def test_rejections_are_kept_with_the_run(env, tmp_path):
+    run = load(
+        make_zip(tmp_path / "a.zip", {"1.csv": IVAN, "2.csv": b"first_name\nx\n", "3.png": PNG}),
+        env,
+    )
+    stored = Run.get_by_id(run.id)
+    assert stored.rejected == 2
+    assert {r["member"]: r["reason"] for r in stored.rejections} == {
+        "2.csv": "missing column(s): last_name, birthts",
+        "3.png": "image without a csv file",
+    }
+
+
+def test_output_csv_orders_numeric_ids_numerically_then_the_others(env, tmp_path):
+    load(users_zip(tmp_path / "a.zip", ["b", "10", "9", "a", "100", "007"]), env)
+    rows = list(csv.reader(io.StringIO(export_csv().decode())))
+    assert [row[0] for row in rows[1:]] == ["007", "9", "10", "100", "a", "b"]
+    assert sort_key("9") < sort_key("10") < sort_key("a")
+
+
+def test_a_reader_sees_the_old_dataset_or_the_new_one_never_a_mix(env, tmp_path):
+    settings, store = env
+    load(users_zip(tmp_path / "a.zip", [str(i) for i in range(0, 3000)]), env)
+    new = users_zip(tmp_path / "b.zip", [str(i) for i in range(3000, 6000)])
+    counts: list[int] = []
+    done = threading.Event()
+
+    def read_while_loading() -> None:
+        while not done.is_set():
+            counts.append(User.select().where(User.user_id.in_(["0", "3000"])).count())
+        database.close()
+
+    reader = threading.Thread(target=read_while_loading)
+    reader.start()
+    try:
+        process(Job(new, "b.zip"), settings, store)
+    finally:
+        done.set()
+        reader.join()
+    assert counts and set(counts) == {1}
+
+
+def test_record_skipped_keeps_the_reason(env):
+    run = record_skipped("source/a.zip", "abc", None, "event", "already processed")
+    assert (run.status, run.note, run.etag) == ("skipped", "already processed", "abc")
+
+
+def test_schema_creation_is_idempotent_and_applies_new_migrations_once(store_db):
+    applied: list[int] = []
+
+    def add_nickname(migrator) -> None:
+        applied.append(1)
+        from playhouse.migrate import migrate
+
+        migrate(migrator.add_column("app_user", "nickname", peewee.TextField(null=True)))
+
+    assert ensure_schema(MODELS) == 1 + len(MIGRATIONS)
+    assert ensure_schema(MODELS, [add_nickname]) == 2
+    assert ensure_schema(MODELS, [add_nickname]) == 2
+    assert applied == [1]
+    assert "nickname" in [c.name for c in store_db.get_columns("app_user")]
+    assert SchemaVersion.select().count() == 1
