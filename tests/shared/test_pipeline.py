@@ -36,7 +36,7 @@ def users() -> dict[str, tuple]:
 
 
 def test_a_snapshot_loads_users_images_and_output_csv(env, tmp_path):
-    settings, store = env
+    settings, _ = env
     run = load(users_zip(tmp_path / "a.zip", ["1000", "1001"], images=("1000",)), env)
     assert run.status == "succeeded"
     assert (run.users_in_archive, run.inserted, run.images, run.images_uploaded) == (2, 2, 1, 1)
