@@ -8,20 +8,17 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from api import cli as api_cli
 from shared import cli as shared_cli
 from shared.config import ConfigError, Settings
+from worker import cli as worker_cli
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="zipflow", description=__doc__.splitlines()[0])
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    shared_cli.add_commands(subparsers)
-    for module_name in ("worker.cli", "api.cli"):
-        try:
-            module = __import__(module_name, fromlist=["add_commands"])
-        except ModuleNotFoundError:
-            continue
-        module.add_commands(subparsers)
+    for package in (shared_cli, worker_cli, api_cli):
+        package.add_commands(subparsers)
     return parser
 
 
