@@ -2,6 +2,7 @@
 
 import argparse
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
@@ -32,6 +33,11 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     worker = subparsers.add_parser(
         "worker", help="process each zip the moment MinIO announces it on RabbitMQ"
     )
+    worker.add_argument(
+        "--check",
+        action="store_true",
+        help="exit 0 if the queue exists and a worker consumes it, 1 if not (a health check)",
+    )
     worker.set_defaults(handler=run_worker)
 
     setup = subparsers.add_parser(
@@ -53,7 +59,12 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
 
 def run_worker(args: argparse.Namespace | None, settings: Settings) -> int:
     """Consume until SIGTERM or Ctrl-C; a second signal abandons the message in hand."""
+    if args is not None and args.check:
+        return check_consumed(settings)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    # The worker logs one line per event outcome, carrying the pipeline's counts.
+    logging.getLogger("shared.pipeline").setLevel(logging.WARNING)
+    logging.getLogger("pika").setLevel(logging.WARNING)
     open_database(settings.database_url)
     create_schema()
     client = minio_client(settings)
@@ -85,7 +96,37 @@ def run_worker(args: argparse.Namespace | None, settings: Settings) -> int:
     except TopologyError as error:
         print(f"zipflow worker: {error}", file=sys.stderr)
         return 1
+    if consumer.abandoning.is_set():
+        # Exit now, as a kill would: the load in hand must not go on to commit behind the
+        # message RabbitMQ is about to redeliver. Its transaction rolls back with us.
+        log.info("worker stopped; the message in hand goes back to the queue")
+        logging.shutdown()
+        sys.stdout.flush()
+        os._exit(0)
     log.info("worker stopped")
+    return 0
+
+
+def check_consumed(settings: Settings) -> int:
+    """Whether an upload's event would be taken now: the queue exists and has a consumer."""
+    try:
+        connection = pika.BlockingConnection(pika.URLParameters(settings.amqp_url))
+    except pika.exceptions.AMQPError as error:
+        print(f"zipflow worker --check: cannot reach RabbitMQ: {error!r}", file=sys.stderr)
+        return 1
+    try:
+        declared = connection.channel().queue_declare(settings.queue, passive=True)
+    except pika.exceptions.ChannelClosedByBroker:
+        print(f"zipflow worker --check: queue {settings.queue} does not exist", file=sys.stderr)
+        return 1
+    finally:
+        if connection.is_open:
+            connection.close()
+    consumers = declared.method.consumer_count
+    if consumers == 0:
+        print(f"zipflow worker --check: no worker consumes {settings.queue}", file=sys.stderr)
+        return 1
+    print(f"{settings.queue}: {consumers} consumer(s), {declared.method.message_count} waiting")
     return 0
 
 

@@ -4,7 +4,10 @@ The event body mirrors what MinIO's AMQP target sends (a real capture's layout):
 object key escaped like Go's `url.QueryEscape`, the top-level "Key" unescaped.
 """
 
+import contextlib
 import json
+import socket
+import threading
 import time
 import zipfile
 from collections.abc import Callable
@@ -105,3 +108,48 @@ def write_zip(
         for user_id, data in (images or {}).items():
             archive.writestr(f"data/{user_id}.png", data)
     return path
+
+
+class SlowProxy:
+    """A TCP proxy that holds every chunk a client sends for `delay` seconds.
+
+    Put in front of the S3 endpoint, it makes each request of a load take at least
+    `delay`, so a test can act while a run is surely in progress, however fast moto is.
+    """
+
+    def __init__(self, upstream: str, delay: float) -> None:
+        host, port = upstream.rsplit(":", 1)
+        self.upstream = (host, int(port))
+        self.delay = delay
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.endpoint = f"127.0.0.1:{self.listener.getsockname()[1]}"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def close(self) -> None:
+        self.listener.close()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            server = socket.create_connection(self.upstream)
+            threading.Thread(
+                target=self._pump, args=(client, server, self.delay), daemon=True
+            ).start()
+            threading.Thread(target=self._pump, args=(server, client, 0.0), daemon=True).start()
+
+    @staticmethod
+    def _pump(source: socket.socket, target: socket.socket, delay: float) -> None:
+        try:
+            while chunk := source.recv(65536):
+                if delay:
+                    time.sleep(delay)
+                target.sendall(chunk)
+        except OSError:
+            pass
+        finally:
+            for end in (source, target):
+                with contextlib.suppress(OSError):
+                    end.shutdown(socket.SHUT_RDWR)
