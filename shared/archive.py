@@ -347,12 +347,13 @@ def _classify(members: list[Member]) -> tuple[Named, Named, int]:
         name = member.name
         if name.endswith("/"):
             continue
-        parts = name.replace("\\", "/").split("/")
-        base = parts[-1]
+        path = name.replace("\\", "/")
+        base = path.rpartition("/")[2]
         stem, dot, extension = base.rpartition(".")
         extension = extension.lower()
         if (
-            "__MACOSX" in parts
+            path.startswith("__MACOSX/")
+            or "/__MACOSX/" in path
             or base.startswith(".")
             or not dot
             or extension not in ("csv", "png")

@@ -6,13 +6,14 @@ connection's `executemany`: peewee's `insert_many` builds its SQL in Python row 
 is an order of magnitude slower on this path.
 """
 
+import functools
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
 import peewee
 
-from shared.archive import ImageRef, UserRecord, birthdate_of
+from shared.archive import MS_PER_DAY, ImageRef, UserRecord, birthdate_of
 from shared.db import database
 from shared.models import User, sort_key
 
@@ -161,7 +162,13 @@ def apply_plan(plan: LoadPlan, run_id: int, archive_modified_ms: int, now: datet
 
 
 def _birth_columns(birthts: int) -> tuple[str, int]:
-    birthdate = birthdate_of(birthts)
+    """birthdate and birth_ymd; users share birth days, so the conversion is done once a day."""
+    return _day_columns(birthts // MS_PER_DAY)
+
+
+@functools.lru_cache(maxsize=65_536)
+def _day_columns(day: int) -> tuple[str, int]:
+    birthdate = birthdate_of(day * MS_PER_DAY)
     return birthdate.isoformat(), birthdate.year * 10_000 + birthdate.month * 100 + birthdate.day
 
 
