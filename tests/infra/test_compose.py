@@ -8,6 +8,7 @@ the values of .env.example, so a change on either side that breaks the pair fail
 """
 
 import copy
+import ipaddress
 import posixpath
 from collections.abc import Mapping
 from typing import Any
@@ -26,6 +27,7 @@ from infra_support import (
 )
 
 from shared.config import Settings
+from zipflow.cli import build_parser
 
 MINIO_IMAGE = "quay.io/minio/minio:RELEASE.2025-09-07T16-13-09Z"
 MC_IMAGE = "quay.io/minio/mc:RELEASE.2025-08-13T08-35-41Z"
@@ -316,3 +318,22 @@ def test_env_example_changes_every_development_default(compose, example_env) -> 
 )
 def test_interpolation_follows_compose_rules(text, env, expected) -> None:
     assert interpolate(text, env) == expected
+
+
+def test_app_commands_and_healthchecks_are_real_zipflow_commands(compose) -> None:
+    """The image's entrypoint is `zipflow`: every command compose gives it must parse."""
+    parser = build_parser()
+    services = compose["services"]
+    for name in ("worker", "api", "demo-data"):
+        parser.parse_args(services[name]["command"])
+    worker_check = services["worker"]["healthcheck"]["test"]
+    assert worker_check[:2] == ["CMD", "zipflow"]
+    parser.parse_args(worker_check[2:])
+
+
+def test_api_listens_where_compose_publishes_and_probes_it(compose) -> None:
+    api = compose["services"]["api"]
+    args = build_parser().parse_args(api["command"])
+    assert ipaddress.ip_address(args.host).is_unspecified, "reachable from the published port"
+    assert [f"127.0.0.1:{args.port}:{args.port}"] == api["ports"]
+    assert f"http://127.0.0.1:{args.port}/health" in " ".join(api["healthcheck"]["test"])
