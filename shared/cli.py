@@ -135,6 +135,8 @@ class _progress_bar:
                 return
             self.bar = tqdm(total=total, unit="files", file=sys.stderr, desc="reading")
         self.bar.update(read - self.bar.n)
+        if read >= total:
+            self.bar.close()
 
     def __exit__(self, *exc: object) -> None:
         if self.bar is not None:
