@@ -6,7 +6,7 @@ in step (routes, methods, parameters and response bodies) and runs schemathesis 
 
 from typing import Any
 
-from api.params import MAX_AGE, MAX_PAGE, MAX_RUN_ID
+from api.params import MAX_AGE, MAX_PAGE, MAX_RUN_ID, PLAIN_TEXT
 from api.resources import MAX_KEY_LENGTH, RUNS_PAGE_DEFAULT, RUNS_PAGE_MAX
 from shared.models import MAX_USER_ID_LENGTH, RUN_STATUSES
 
@@ -72,8 +72,8 @@ PAGING = [
     ),
     _query(
         "after",
-        {"type": "string", "minLength": 1, "maxLength": MAX_USER_ID_LENGTH},
-        "The last user_id of the previous page (needs limit).",
+        {"type": "string", "minLength": 1, "maxLength": MAX_USER_ID_LENGTH, "pattern": PLAIN_TEXT},
+        "Only users after this user_id: the last one of the previous page.",
     ),
     _query("format", {"type": "string", "enum": ["json", "csv"]}, "Overrides the Accept header."),
 ]
@@ -242,11 +242,13 @@ PATHS: dict[str, Any] = {
                     "application/json": {
                         "schema": {
                             "type": "object",
+                            "additionalProperties": False,
                             "properties": {
                                 "key": {
                                     "type": "string",
                                     "minLength": 1,
                                     "maxLength": MAX_KEY_LENGTH,
+                                    "pattern": PLAIN_TEXT,
                                 }
                             },
                         }

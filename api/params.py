@@ -17,6 +17,8 @@ TRUE_WORDS = ("true", "1")
 FALSE_WORDS = ("false", "0")
 FORMATS = ("json", "csv")
 WHOLE_NUMBER = re.compile(r"-?[0-9]{1,12}")
+# Text without control characters; the OpenAPI document publishes the same pattern.
+PLAIN_TEXT = r"^[^\u0000-\u001f\u007f-\u009f]+$"
 
 
 class InvalidParameter(falcon.HTTPBadRequest):
@@ -87,7 +89,18 @@ def user_cursor(req: falcon.Request) -> str | None:
 
 def looks_like_user_id(text: str) -> bool:
     """Whether `text` could be a stored user id; others cannot match and some (NUL) upset drivers."""
-    return 0 < len(text) <= MAX_USER_ID_LENGTH and text.isprintable()
+    return len(text) <= MAX_USER_ID_LENGTH and is_plain_text(text)
+
+
+def is_plain_text(text: str) -> bool:
+    """Non-empty, free of control characters, and encodable (no lone surrogates)."""
+    if not re.fullmatch(PLAIN_TEXT, text):
+        return False
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def output_format(req: falcon.Request) -> str:

@@ -45,7 +45,8 @@ STREAM_CHUNK_ROWS = 1000
 RUNS_PAGE_DEFAULT = 20
 RUNS_PAGE_MAX = 100
 REJECTIONS_SHOWN = 100
-MAX_KEY_LENGTH = 1024
+# Characters, so that even four-byte ones stay within S3's 1024-byte key limit.
+MAX_KEY_LENGTH = 256
 
 
 @dataclass(frozen=True)
@@ -159,11 +160,9 @@ class DataResource:
         limit = params.whole_number(req, "limit", 1, params.MAX_PAGE)
         after = params.user_cursor(req)
         form = params.output_format(req)
-        if after is not None and limit is None:
-            raise params.InvalidParameter("after", "needs limit: only pages have a cursor")
         today = self.services.today()
         if limit is None:
-            rows: Iterable[UserRow] = iter_users(where, today)
+            rows: Iterable[UserRow] = iter_users(where, today, after)
         else:
             rows, more = users_page(where, today, limit, after)
             if more:
@@ -246,19 +245,21 @@ def _requested_key(req: falcon.Request) -> str | None:
             description='send {"key": "..."} as application/json, or a zip as application/zip'
         )
     try:
-        body = req.get_media(default_when_empty=None)
+        body = req.get_media()
     except falcon.MediaMalformedError:
         raise params.InvalidParameter("body", "is not valid JSON") from None
-    if body is None:
-        return None
     if not isinstance(body, dict):
         raise params.InvalidParameter("body", 'must be a JSON object like {"key": "archive.zip"}')
-    key = body.get("key")
-    if key is None:
+    unknown = sorted(set(body) - {"key"})
+    if unknown:
+        raise params.InvalidParameter(unknown[0], 'is not a field of this request; only "key" is')
+    if "key" not in body:
         return None
-    if not isinstance(key, str) or not 0 < len(key) <= MAX_KEY_LENGTH or not key.isprintable():
+    key = body["key"]
+    if not isinstance(key, str) or len(key) > MAX_KEY_LENGTH or not params.is_plain_text(key):
         raise params.InvalidParameter(
-            "key", f"must be an object key of 1 to {MAX_KEY_LENGTH} printable characters"
+            "key",
+            f"must be an object key of 1 to {MAX_KEY_LENGTH} characters, none of them control characters",
         )
     return key
 

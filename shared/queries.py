@@ -62,13 +62,16 @@ def users_page(
     return rows[:limit], len(rows) > limit
 
 
-def iter_users(where: UserFilter, today: date) -> Iterator[UserRow]:
-    """Every matching user in id order, read lazily so memory stays flat at any size.
+def iter_users(where: UserFilter, today: date, after: str | None = None) -> Iterator[UserRow]:
+    """Every matching user (after the id `after`) in id order, read lazily so memory stays flat.
 
     The query runs now, so a store failure surfaces before a response starts; it is one
     statement, so the listing is one consistent snapshot even while a load commits.
     """
-    query = _filtered(User.select(*USER_COLUMNS), where, today).order_by(User.sort_key).tuples()
+    query = _filtered(User.select(*USER_COLUMNS), where, today)
+    if after is not None:
+        query = query.where(User.sort_key > sort_key(after))
+    query = query.order_by(User.sort_key).tuples()
     if isinstance(database.obj, PostgresqlExtDatabase):
         # psycopg2's ordinary cursor downloads the whole result first; a server-side
         # cursor hands it over STREAM_BATCH rows at a time.

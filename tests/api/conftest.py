@@ -13,7 +13,7 @@ import falcon.testing
 import peewee
 import pytest
 from minio import Minio
-from sample_people import SOURCE_KEY, TODAY, build_archive, load_archive
+from sample_people import API_TOKEN, SOURCE_KEY, TODAY, build_archive, load_archive
 
 from api.app import create_app
 from shared.config import Settings
@@ -49,4 +49,4 @@ def client(make_client: ClientFactory, loaded: Run) -> falcon.testing.TestClient
 
 @pytest.fixture
 def token_settings(settings: Settings) -> Settings:
-    return replace(settings, api_token="s3cret-token")
+    return replace(settings, api_token=API_TOKEN)

@@ -17,6 +17,7 @@ from shared.storage import MinioStore, SourceBucket
 
 TODAY = date(2026, 6, 15)
 SOURCE_KEY = "drops/people.zip"
+API_TOKEN = "s3cret-token"
 
 
 @dataclass(frozen=True)

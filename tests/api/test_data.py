@@ -239,3 +239,7 @@ def test_image_endpoint_serves_the_png_or_404(
     assert result.content.startswith(b"\x89PNG")
     assert client.simulate_get("/data/2/image").status_code == 404  # a user without an image
     assert client.simulate_get("/data/nobody/image").status_code == 404
+
+
+def test_after_without_limit_streams_the_rest(client: TestClient) -> None:
+    assert ids(client.simulate_get("/data", query_string="after=11")) == ["12", "13", "abc"]

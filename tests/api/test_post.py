@@ -115,8 +115,11 @@ def test_broker_refusal_is_503_and_the_run_is_marked_failed(
     [
         (b"{not json", "body"),
         (b"[1, 2]", "body"),
+        (b"null", "body"),
         (b'{"key": 5}', "key"),
         (b'{"key": ""}', "key"),
+        (b'{"key": null}', "key"),
+        (b'{"key": "a.zip", "bucket": "other"}', "bucket"),
         (b'{"key": "a\\u0000b"}', "key"),
     ],
 )
