@@ -130,7 +130,7 @@ def notification_problems(compose: dict[str, Any], env: Mapping[str, str]) -> li
         for volume in compose["services"]["minio"].get("volumes", [])
     }
     data_dir = compose["services"]["minio"]["command"][1]
-    if queue_dir not in mounts:
+    if queue_dir not in mounts or mounts[queue_dir] not in compose.get("volumes", {}):
         problems.append(f"the event queue dir {queue_dir!r} is not on a volume of its own")
     elif posixpath.commonpath([queue_dir, data_dir]) == data_dir:
         problems.append(f"the event queue dir {queue_dir!r} lies inside MinIO's data {data_dir!r}")
@@ -181,6 +181,7 @@ def test_minio_notification_target_matches_the_worker(compose, env) -> None:
             "MinIO publishes",
         ),
         ("MINIO_NOTIFY_AMQP_QUEUE_DIR_PRIMARY", "/data/events", "not on a volume of its own"),
+        ("MINIO_NOTIFY_AMQP_QUEUE_DIR_PRIMARY", "/data", "lies inside MinIO's data"),
         ("MINIO_NOTIFY_AMQP_ROUTING_KEY_PRIMARY", "objects", "is not checked here"),
         ("MINIO_NOTIFY_AMQP_ENABLE_SECONDARY", "on", "is not a setting of target PRIMARY"),
     ],
