@@ -19,7 +19,7 @@ from shared.db import open_database
 from shared.messages import PublishError, publish_reprocess
 from shared.models import create_schema, queue_run, utcnow
 from shared.storage import MinioStore, SourceBucket, ensure_buckets, minio_client
-from worker.consumer import Consumer
+from worker.consumer import Consumer, ProcessorDied
 from worker.handler import Handler
 from worker.topology import TopologyError, declare_topology
 
@@ -93,7 +93,7 @@ def run_worker(args: argparse.Namespace | None, settings: Settings) -> int:
     signal.signal(signal.SIGINT, on_signal)
     try:
         consumer.run()
-    except TopologyError as error:
+    except (TopologyError, ProcessorDied) as error:
         print(f"zipflow worker: {error}", file=sys.stderr)
         return 1
     if consumer.abandoning.is_set():

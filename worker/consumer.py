@@ -41,6 +41,10 @@ log = logging.getLogger("zipflow.worker")
 SERVICE_SECONDS = 0.2
 
 
+class ProcessorDied(RuntimeError):
+    """The processing thread ended while the worker was still consuming."""
+
+
 @dataclass(frozen=True)
 class Backoff:
     """Delays that double from `first` up to `cap` seconds."""
@@ -127,6 +131,10 @@ class Consumer:
             log.info("consuming %s (exchange %s)", self.settings.queue, self.settings.exchange)
             while not self.stopping.is_set():
                 connection.process_data_events(time_limit=SERVICE_SECONDS)
+                if not self.processor.is_alive():
+                    # Consuming without processing would hold a message forever: exit, so
+                    # the supervisor restarts the worker and RabbitMQ redelivers.
+                    raise ProcessorDied("the processing thread stopped; see the error above")
             channel.basic_cancel(tag)
             self.consuming.clear()
             self._drop_waiting()
@@ -186,6 +194,9 @@ class Consumer:
                 return
             try:
                 self._deliver(delivery)
+            except Exception:
+                log.exception("unexpected error while settling a message; stopping")
+                raise
             finally:
                 database.close()
 

@@ -1,0 +1,90 @@
+"""The skip rules, one at a time, on the store's real Run table."""
+
+from datetime import datetime
+
+import pytest
+
+from shared.models import Run
+from shared.storage import SourceObject
+from worker.consumer import Backoff
+from worker.decide import BAD_ARCHIVE_NOTE, event_skip_reason, version_skip_reason
+from worker.events import ObjectEvent
+
+NOON = datetime(2026, 9, 20, 12, 0, 0)
+LATER = datetime(2026, 9, 20, 12, 0, 1)
+
+
+@pytest.mark.parametrize(
+    ("event", "reason"),
+    [
+        (ObjectEvent("s3:ObjectCreated:Put", "source", "a b.zip"), None),
+        (ObjectEvent("s3:ObjectCreated:Put", "source", "A.ZIP"), None),
+        (
+            ObjectEvent("s3:ObjectCreated:Put", "other", "a.zip"),
+            "bucket 'other' is not the source bucket 'source'",
+        ),
+        (ObjectEvent("s3:ObjectCreated:Put", "source", "dir.zip/"), "folder marker"),
+        (ObjectEvent("s3:ObjectCreated:Put", "source", "a.csv"), "not a .zip"),
+        (
+            ObjectEvent("s3:ObjectCreated:PutLegalHold", "source", "a.zip"),
+            "s3:ObjectCreated:PutLegalHold changes no content",
+        ),
+    ],
+)
+def test_event_skip_reason(event: ObjectEvent, reason: str | None) -> None:
+    assert event_skip_reason(event, "source") == reason
+
+
+def loaded(
+    source: str, etag: str, modified: datetime, status: str = "succeeded", note: str | None = None
+) -> Run:
+    return Run.create(source=source, etag=etag, source_modified=modified, status=status, note=note)
+
+
+def test_a_new_version_is_loaded(db) -> None:
+    assert version_skip_reason(SourceObject("source", "a.zip", "e1", 10, NOON), "snapshot") is None
+
+
+def test_the_same_version_is_a_duplicate(db) -> None:
+    run = loaded("source/a.zip", "e1", NOON)
+    reason = version_skip_reason(SourceObject("source", "a.zip", "e1", 10, NOON), "snapshot")
+    assert reason == f"already processed by run {run.id} (succeeded)"
+
+
+def test_same_bytes_uploaded_again_later_are_a_new_version(db) -> None:
+    loaded("source/a.zip", "e1", NOON)
+    assert version_skip_reason(SourceObject("source", "a.zip", "e1", 10, LATER), "snapshot") is None
+
+
+def test_a_transient_failure_does_not_count_as_processed(db) -> None:
+    loaded("source/a.zip", "e1", NOON, status="failed")
+    assert version_skip_reason(SourceObject("source", "a.zip", "e1", 10, NOON), "merge") is None
+
+
+def test_a_bad_archive_counts_as_processed(db) -> None:
+    run = loaded("source/a.zip", "e1", NOON, status="failed", note=BAD_ARCHIVE_NOTE)
+    reason = version_skip_reason(SourceObject("source", "a.zip", "e1", 10, NOON), "merge")
+    assert reason == f"already processed by run {run.id} (failed)"
+
+
+def test_an_older_archive_is_stale_in_snapshot_mode_only(db) -> None:
+    run = loaded("source/new.zip", "e2", LATER)
+    older = SourceObject("source", "old.zip", "e1", 10, NOON)
+    reason = version_skip_reason(older, "snapshot")
+    assert reason == (
+        "older (modified 2026-09-20 12:00:00) than source/new.zip "
+        f"(modified 2026-09-20 12:00:01) loaded by run {run.id}"
+    )
+    assert version_skip_reason(older, "merge") is None
+
+
+def test_an_archive_as_old_as_the_loaded_one_is_not_stale(db) -> None:
+    loaded("source/new.zip", "e2", NOON)
+    assert (
+        version_skip_reason(SourceObject("source", "twin.zip", "e3", 10, NOON), "snapshot") is None
+    )
+
+
+def test_retry_delays_double_up_to_the_cap() -> None:
+    backoff = Backoff(first=1.0, cap=5.0)
+    assert [backoff.delay(attempt) for attempt in range(1, 6)] == [1.0, 2.0, 4.0, 5.0, 5.0]
