@@ -65,3 +65,11 @@ def test_readme_starts_the_stack_with_one_command(readme) -> None:
     assert "docker compose -f infra/compose.yml up\n" in readme
     assert "./scripts/test" in readme
     assert "```mermaid" in readme
+
+
+def test_readme_links_to_sections_that_exist(readme) -> None:
+    headings = re.findall(r"^#+ (.+)$", readme, re.MULTILINE)
+    # GitHub's anchors: lower case, punctuation dropped, spaces as hyphens.
+    anchors = {re.sub(r"[^\w\- ]", "", heading).lower().replace(" ", "-") for heading in headings}
+    for target in re.findall(r"\]\(#([^)]+)\)", readme):
+        assert target in anchors, f"#{target} names no section"
