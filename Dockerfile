@@ -24,9 +24,7 @@ FROM python:3.11-slim-bookworm
 
 ENV PATH=/opt/zipflow/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
-    PYTHONUNBUFFERED=1 \
-    ZIPFLOW_DATABASE_URL=sqlite:////var/lib/zipflow/zipflow.db \
-    ZIPFLOW_DATA_DIR=/var/lib/zipflow/data
+    PYTHONUNBUFFERED=1
 
 # A fixed uid/gid so named volumes keep the same owner across rebuilds. The directories
 # are created here, owned by that user, because Docker copies their ownership into an
@@ -39,6 +37,7 @@ RUN groupadd --system --gid 10001 zipflow \
 COPY --from=build /opt/zipflow /opt/zipflow
 
 USER 10001:10001
+# The settings' relative defaults (data/zipflow.db, data/) land on the volume from here.
 WORKDIR /var/lib/zipflow
 EXPOSE 8000
 
