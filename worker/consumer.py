@@ -90,6 +90,7 @@ class Consumer:
         self.stopping = threading.Event()
         self.abandoning = threading.Event()
         self.consuming = threading.Event()
+        self.failures = 0  # connection attempts failed in a row, for the reconnect backoff
         self.processor = threading.Thread(target=self._process, name="processor", daemon=True)
 
     def stop(self) -> None:
@@ -104,15 +105,14 @@ class Consumer:
     def run(self) -> None:
         """Serve the connection until stopped, reconnecting with backoff when it is lost."""
         self.processor.start()
-        failures = 0
         while not self.stopping.is_set():
             try:
                 self._serve()
-                failures = 0
             except pika.exceptions.AMQPError as error:
-                self.consuming.clear()
-                failures += 1
-                delay = self.reconnect.delay(failures)
+                # Deliveries not started yet come again on the next connection.
+                self._drop_waiting()
+                self.failures += 1
+                delay = self.reconnect.delay(self.failures)
                 log.warning("RabbitMQ connection lost (%r); reconnecting in %.1fs", error, delay)
                 self.stopping.wait(delay)
         self._drop_waiting()
@@ -128,6 +128,7 @@ class Consumer:
             channel.basic_qos(prefetch_count=1)
             tag = channel.basic_consume(self.settings.queue, self._receiver(connection))
             self.consuming.set()
+            self.failures = 0
             log.info("consuming %s (exchange %s)", self.settings.queue, self.settings.exchange)
             while not self.stopping.is_set():
                 connection.process_data_events(time_limit=SERVICE_SECONDS)

@@ -14,9 +14,10 @@ from pathlib import Path
 import pika
 from minio import Minio
 from moto.server import ThreadedMotoServer
-from worker_support import minio_event, publish_event, wait_for, write_zip
+from worker_support import SlowProxy, minio_event, publish_event, wait_for, write_zip
 
 from shared.config import OUTPUT_KEY, Settings
+from shared.demo import write_demo_archive
 from shared.messages import publish_reprocess
 from shared.models import Run, User, queue_run
 
@@ -41,11 +42,12 @@ def runs() -> list[Run]:
     return list(Run.select().order_by(Run.id))
 
 
-def finished_runs(count: int) -> list[Run]:
+def finished_runs(count: int, timeout: float = 15.0) -> list[Run]:
     """Wait until `count` runs have an outcome, and return all runs."""
     done = ("succeeded", "failed", "skipped")
     wait_for(
         lambda: Run.select().where(Run.status.in_(done)).count() >= count,
+        timeout=timeout,
         what=f"{count} finished runs",
     )
     return runs()
@@ -369,8 +371,8 @@ def test_transient_failure_is_dead_lettered_after_max_deliveries(
     assert queue_depths(broker, settings) == (0, 1)
 
 
-def _close_worker_connection(settings: Settings) -> None:
-    """Close the worker's connection from the broker's side, as a RabbitMQ restart would."""
+def _worker_connections(settings: Settings) -> list[str]:
+    """The broker's ids of the worker's connections, found by the name the worker gives them."""
     listing = subprocess.run(
         ["rabbitmqctl", "-q", "list_connections", "--no-table-headers", "pid", "client_properties"],
         check=True,
@@ -380,6 +382,11 @@ def _close_worker_connection(settings: Settings) -> None:
     marker = f'{{"connection_name","zipflow-worker {settings.queue}"}}'
     pids = [line.split("\t")[0] for line in listing.stdout.splitlines() if marker in line]
     assert pids, f"no connection named zipflow-worker {settings.queue}"
+    return pids
+
+
+def _close_connections(pids: list[str]) -> None:
+    """Close connections from the broker's side, as a RabbitMQ restart would."""
     for pid in pids:
         subprocess.run(
             ["rabbitmqctl", "-q", "close_connection", pid, "test: closed by the broker"], check=True
@@ -390,7 +397,7 @@ def test_worker_reconnects_after_the_broker_drops_its_connection(
     tmp_path, settings, minio, broker, start_worker, worker_logs
 ):
     worker = start_worker(settings)
-    _close_worker_connection(settings)
+    _close_connections(_worker_connections(settings))
     wait_for(lambda: "RabbitMQ connection lost" in worker_logs.text, what="the lost connection")
     wait_for(lambda: worker.consumer.consuming.is_set(), what="the reconnection")
 
@@ -401,4 +408,32 @@ def test_worker_reconnects_after_the_broker_drops_its_connection(
     [run] = finished_runs(1)
     assert run.status == "succeeded"
     worker.stop()
+    assert queue_depths(broker, settings) == (0, 0)
+
+
+def test_connection_dropped_mid_run_loses_nothing_and_loads_once(
+    tmp_path, settings, minio, broker, start_worker, worker_logs
+):
+    # Slow S3 requests keep the load in progress while the broker drops the connection.
+    proxy = SlowProxy(settings.s3_endpoint, delay=0.1)
+    try:
+        worker = start_worker(replace(settings, s3_endpoint=proxy.endpoint))
+        connections = _worker_connections(settings)
+        path = tmp_path / "a.zip"
+        write_demo_archive(path, 100)
+        etag = upload(minio, settings, path, "a.zip")
+        publish_event(broker, settings, minio_event(settings.source_bucket, "a.zip", etag))
+        wait_for(lambda: Run.get_or_none(Run.status == "running"), what="the run in progress")
+        _close_connections(connections)
+        assert Run.get(Run.status == "running"), "the load should still be in progress"
+
+        loaded, repeat = finished_runs(2, timeout=30)
+        assert loaded.status == "succeeded"
+        assert repeat.status == "skipped"
+        assert repeat.note == f"already processed by run {loaded.id} (succeeded)"
+        assert User.select().count() == 100
+        assert "RabbitMQ connection lost before the ack" in worker_logs.text
+        worker.stop()
+    finally:
+        proxy.close()
     assert queue_depths(broker, settings) == (0, 0)
