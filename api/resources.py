@@ -21,7 +21,7 @@ import falcon
 import peewee
 
 from api import params
-from shared.ages import age_on
+from shared.ages import age_between, iso_from_ymd, ymd
 from shared.config import Settings, image_key
 from shared.db import database
 from shared.messages import PublishError
@@ -60,15 +60,15 @@ class Services:
     publish: Callable[[Settings, int, str], None]
 
 
-def user_json(row: UserRow, today: date) -> dict[str, Any]:
-    user_id, first_name, last_name, birthts, birthdate, img_path = row
+def user_json(row: UserRow, today_ymd: int) -> dict[str, Any]:
+    user_id, first_name, last_name, birthts, birth_ymd, img_path = row
     return {
         "user_id": user_id,
         "first_name": first_name,
         "last_name": last_name,
         "birthts": birthts,
-        "birthdate": birthdate.isoformat(),
-        "age": age_on(birthdate, today),
+        "birthdate": iso_from_ymd(birth_ymd),
+        "age": age_between(birth_ymd, today_ymd),
         "img_path": img_path,
     }
 
@@ -120,10 +120,11 @@ def _batches(rows: Iterable[UserRow]) -> Iterator[list[UserRow]]:
 
 def json_stream(rows: Iterable[UserRow], today: date) -> Iterator[bytes]:
     """A JSON array, one chunk per batch of rows, so no response is held whole in memory."""
+    today_ymd = ymd(today)
     yield b"["
     separator = ""
     for batch in _batches(rows):
-        items = json.dumps([user_json(row, today) for row in batch], ensure_ascii=False)
+        items = json.dumps([user_json(row, today_ymd) for row in batch], ensure_ascii=False)
         yield (separator + items[1:-1]).encode()
         separator = ","
     yield b"]"
@@ -289,7 +290,7 @@ class UserResource:
         row = get_user(user_id) if params.looks_like_user_id(user_id) else None
         if row is None:
             raise falcon.HTTPNotFound(description=f"no user {user_id!r}")
-        resp.media = user_json(row, self.services.today())
+        resp.media = user_json(row, ymd(self.services.today()))
 
 
 class UserImageResource:

@@ -25,14 +25,19 @@ def ymd(day: date) -> int:
     return day.year * 10_000 + day.month * 100 + day.day
 
 
-def age_from_ymd(birth_ymd: int, today: date) -> int:
-    """Completed years between a YYYYMMDD birth date and `today`."""
-    return (ymd(today) - birth_ymd) // 10_000
+def age_between(birth_ymd: int, today_ymd: int) -> int:
+    """Completed years from a YYYYMMDD birth date to a YYYYMMDD today: the definition of age."""
+    return (today_ymd - birth_ymd) // 10_000
 
 
 def age_on(birthdate: date, today: date) -> int:
     """Completed years between `birthdate` and `today`."""
-    return age_from_ymd(ymd(birthdate), today)
+    return age_between(ymd(birthdate), ymd(today))
+
+
+def iso_from_ymd(value: int) -> str:
+    """A YYYYMMDD integer as an ISO date, without building a date object per row."""
+    return f"{value // 10_000:04d}-{value // 100 % 100:02d}-{value % 100:02d}"
 
 
 def _day_start_ms(day: date) -> int:

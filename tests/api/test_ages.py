@@ -5,7 +5,7 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from sample_people import counted_age
 
-from shared.ages import MS_PER_DAY, age_from_ymd, age_on, birthts_bounds, ymd
+from shared.ages import MS_PER_DAY, age_between, age_on, birthts_bounds, iso_from_ymd, ymd
 
 # Birthdays, the days around 29 February, and the turn of the year.
 TODAYS = (
@@ -52,7 +52,8 @@ def births_near_boundaries(today: date) -> list[date]:
 )
 def test_age_is_completed_years_on_the_utc_date(born: date, today: date, age: int) -> None:
     assert age_on(born, today) == age
-    assert age_from_ymd(ymd(born), today) == age
+    assert age_between(ymd(born), ymd(today)) == age
+    assert iso_from_ymd(ymd(born)) == born.isoformat()
     assert counted_age(born, today) == age
 
 
