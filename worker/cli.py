@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from types import FrameType
 
+import peewee
 import pika
 import pika.exceptions
 from minio.error import MinioException
@@ -65,8 +66,15 @@ def run_worker(args: argparse.Namespace | None, settings: Settings) -> int:
     # The worker logs one line per event outcome, carrying the pipeline's counts.
     logging.getLogger("shared.pipeline").setLevel(logging.WARNING)
     logging.getLogger("pika").setLevel(logging.WARNING)
-    open_database(settings.database_url)
-    create_schema()
+    try:
+        open_database(settings.database_url)
+        create_schema()
+    except peewee.OperationalError as error:
+        print(
+            f"zipflow worker: cannot open the store (ZIPFLOW_DATABASE_URL): {error}",
+            file=sys.stderr,
+        )
+        return 1
     client = minio_client(settings)
     try:
         ensure_buckets(client, settings)

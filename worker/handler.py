@@ -116,6 +116,15 @@ class Handler:
 
     def load(self, obj: SourceObject, what: str, trigger: str, run_id: int | None = None) -> Run:
         """Download the object and run the pipeline on it; transient errors propagate."""
+        limit = self.settings.limits.max_archive_bytes
+        if obj.size is not None and obj.size > limit:
+            return self.refuse(
+                obj,
+                what,
+                trigger,
+                run_id,
+                f"the archive is {obj.size} bytes, over the limit of {limit} (ZIPFLOW_MAX_ARCHIVE_BYTES)",
+            )
         started = time.perf_counter()
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(prefix="incoming-", dir=self.settings.data_dir) as tmp:
@@ -151,4 +160,16 @@ class Handler:
             run.note = BAD_ARCHIVE_NOTE
             run.save(only=[Run.note])
             log.warning("%s -> failed run %d: bad archive: %s", what, run.id, run.error)
+        return run
+
+    def refuse(
+        self, obj: SourceObject, what: str, trigger: str, run_id: int | None, error: str
+    ) -> Run:
+        """Record a bad archive found before downloading it, as the pipeline would have."""
+        run = record_skipped(
+            obj.label, obj.etag, obj.last_modified, trigger, BAD_ARCHIVE_NOTE, run_id
+        )
+        run.status, run.error = "failed", error
+        run.save()
+        log.warning("%s -> failed run %d: bad archive: %s", what, run.id, error)
         return run

@@ -437,3 +437,23 @@ def test_connection_dropped_mid_run_loses_nothing_and_loads_once(
     finally:
         proxy.close()
     assert queue_depths(broker, settings) == (0, 0)
+
+
+def test_an_archive_over_the_size_limit_fails_without_being_downloaded(
+    tmp_path, settings, minio, broker, start_worker
+):
+    limits = replace(settings.limits, max_archive_bytes=100)
+    start_worker(replace(settings, limits=limits))
+    path = write_zip(tmp_path / "a.zip", {"1": ("Ann", "Lee", BIRTH)})
+    etag = upload(minio, settings, path, "a.zip")
+    body = minio_event(settings.source_bucket, "a.zip", etag)
+    publish_event(broker, settings, body)
+    publish_event(broker, settings, body)
+
+    refused, duplicate = finished_runs(2)
+    assert refused.status == "failed"
+    assert refused.error == (
+        f"the archive is {path.stat().st_size} bytes, over the limit of 100 (ZIPFLOW_MAX_ARCHIVE_BYTES)"
+    )
+    assert duplicate.status == "skipped"
+    assert User.select().count() == 0
