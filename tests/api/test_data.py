@@ -13,6 +13,8 @@ from minio import Minio
 from sample_people import PEOPLE, TODAY, by_id, counted_age
 
 from shared.config import Settings
+from shared.db import open_database
+from shared.queries import UserFilter, iter_users
 from shared.storage import MinioStore
 
 JSON_TYPE = "application/json; charset=utf-8"
@@ -243,3 +245,19 @@ def test_image_endpoint_serves_the_png_or_404(
 
 def test_after_without_limit_streams_the_rest(client: TestClient) -> None:
     assert ids(client.simulate_get("/data", query_string="after=11")) == ["12", "13", "abc"]
+
+
+def test_postgres_full_listing_reads_through_a_server_side_cursor(
+    loaded, database_url: str, make_client: Callable[..., TestClient]
+) -> None:
+    """Bound as postgresext://, the full listing fetches in batches instead of all at once."""
+    if not database_url.startswith("postgresql://"):
+        pytest.skip("PostgreSQL only")
+    db = open_database(database_url.replace("postgresql://", "postgresext://", 1))
+    rows = iter_users(UserFilter(), TODAY)
+    first = next(rows)
+    open_cursors = db.execute_sql("SELECT count(*) FROM pg_cursors").fetchone()[0]
+    assert open_cursors == 1
+    assert [first[0], *(row[0] for row in rows)] == NUMERIC_ORDER
+    assert db.execute_sql("SELECT count(*) FROM pg_cursors").fetchone()[0] == 0
+    assert ids(make_client().simulate_get("/data")) == NUMERIC_ORDER
