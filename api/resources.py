@@ -162,18 +162,18 @@ class DataResource:
         after = params.user_cursor(req)
         form = params.output_format(req)
         today = self.services.today()
+        resp.content_type = CSV_TYPE if form == "csv" else JSON_TYPE
         if limit is None:
-            rows: Iterable[UserRow] = iter_users(where, today, after)
-        else:
-            rows, more = users_page(where, today, limit, after)
-            if more:
-                _next_link(req, resp, "after", rows[-1][0])
-        if form == "csv":
-            resp.content_type = CSV_TYPE
-            resp.stream = csv_stream(rows)
-        else:
-            resp.content_type = JSON_TYPE
-            resp.stream = json_stream(rows, today)
+            rows = iter_users(where, today, after)
+            resp.stream = csv_stream(rows) if form == "csv" else json_stream(rows, today)
+            return
+        page, more = users_page(where, today, limit, after)
+        if more:
+            _next_link(req, resp, "after", page[-1][0])
+        # A page is small: send it whole, with a Content-Length, so the connection stays
+        # open (waitress closes it after every chunked response).
+        chunks = csv_stream(page) if form == "csv" else json_stream(page, today)
+        resp.data = b"".join(chunks)
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         require_token(req, self.services.settings.api_token)

@@ -180,6 +180,8 @@ def test_last_full_page_has_no_next_link(client: TestClient) -> None:
     result = client.simulate_get("/data", query_string=f"limit={len(PEOPLE)}")
     assert ids(result) == NUMERIC_ORDER
     assert "link" not in result.headers
+    # Sent whole, so waitress can keep the connection open.
+    assert result.headers["content-length"] == str(len(result.content))
 
 
 def test_after_cursor_uses_numeric_order(client: TestClient) -> None:
