@@ -85,7 +85,8 @@ class User(BaseModel):
     sort_key = peewee.CharField(max_length=2 * MAX_USER_ID_LENGTH + 1, unique=True)
     first_name = peewee.TextField()
     last_name = peewee.TextField()
-    birthts = peewee.BigIntegerField(index=True)
+    # Indexed through the covering index below, which starts with birthts.
+    birthts = peewee.BigIntegerField()
     birthdate = peewee.DateField()
     birth_ymd = peewee.IntegerField()
     img_path = peewee.CharField(max_length=300, null=True)
