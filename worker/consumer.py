@@ -113,7 +113,9 @@ class Consumer:
                 self._drop_waiting()
                 self.failures += 1
                 delay = self.reconnect.delay(self.failures)
-                log.warning("RabbitMQ connection lost (%r); reconnecting in %.1fs", error, delay)
+                log.warning(
+                    "RabbitMQ connection lost or refused (%r); reconnecting in %.1fs", error, delay
+                )
                 self.stopping.wait(delay)
         self._drop_waiting()
         self.tasks.put(None)
