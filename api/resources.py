@@ -210,22 +210,22 @@ class DataResource:
         key = _requested_key(req)
         sources = self.services.sources
         if key is None:
-            newest = sources.newest_zip()
-            if newest is None:
+            target = sources.newest_zip()
+            if target is None:
                 raise falcon.HTTPConflict(
                     title="Nothing to reprocess",
                     description=f"bucket {sources.bucket!r} holds no .zip; upload one first",
                 )
         else:
-            newest = sources.stat(key)
-            if newest is None:
+            target = sources.stat(key)
+            if target is None:
                 raise falcon.HTTPNotFound(
                     title="No such object",
                     description=f"bucket {sources.bucket!r} has no object {key!r}",
                 )
-        run = queue_run(newest.label, "reprocess")
+        run = queue_run(target.label, "reprocess")
         try:
-            self.services.publish(self.services.settings, run.id, newest.key)
+            self.services.publish(self.services.settings, run.id, target.key)
         except PublishError as error:
             fail_queued_run(run, str(error))
             raise falcon.HTTPServiceUnavailable(

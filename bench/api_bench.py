@@ -160,7 +160,8 @@ def main() -> None:
     args = parser.parse_args()
 
     print(
-        f"machine: {os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}"
+        f"machine: {os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}, "
+        f"load average {os.getloadavg()[0]:.1f} at start"
     )
     with tempfile.TemporaryDirectory() as scratch:
         database_url = args.database_url or f"sqlite:///{scratch}/bench.db"
@@ -188,6 +189,9 @@ def main() -> None:
         finally:
             server.terminate()
             server.wait(timeout=10)
+    print(
+        f"load average {os.getloadavg()[0]:.1f} at the end (other work on the machine skews every figure)"
+    )
 
 
 if __name__ == "__main__":

@@ -100,9 +100,9 @@ def user_stats(where: UserFilter, today: date) -> UserStats:
     # Integer division is the age definition of shared.ages for everyone born by today.
     age = (ymd(today) - User.birth_ymd) / 10_000
     with_image = peewee.fn.SUM(peewee.Case(None, [(User.img_path.is_null(False), 1)], 0))
-    query = _filtered(
-        User.select(peewee.fn.COUNT(User.id), peewee.fn.AVG(age), with_image), where, today
-    )
+    # COUNT(*), not COUNT(id): PostgreSQL then answers from the covering index alone.
+    count_all = peewee.fn.COUNT(peewee.SQL("*"))
+    query = _filtered(User.select(count_all, peewee.fn.AVG(age), with_image), where, today)
     count, average, images = query.tuples().get()
     images = int(images or 0)
     return UserStats(
