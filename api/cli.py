@@ -12,6 +12,9 @@ from shared.models import create_schema
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
+# waitress buffers up to this much of a response in memory before it makes the app wait
+# for the client; its 16 MB default would hold most of a 100,000-user listing per request.
+OUTBUF_HIGH_WATERMARK = 2 * 1024**2
 
 log = logging.getLogger("zipflow.api")
 
@@ -50,6 +53,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         host=args.host,
         port=args.port,
         threads=settings.api_threads,
+        outbuf_high_watermark=OUTBUF_HIGH_WATERMARK,
         ident="zipflow",
     )
     return 0
