@@ -12,6 +12,18 @@ from shared.db import database, ensure_schema
 
 RUN_STATUSES = ("queued", "running", "succeeded", "failed", "skipped")
 MAX_USER_ID_LENGTH = 64
+RUN_COUNTS = (
+    "users_in_archive",
+    "inserted",
+    "updated",
+    "deleted",
+    "unchanged",
+    "kept_newer",
+    "rejected",
+    "images",
+    "images_uploaded",
+    "images_deleted",
+)
 
 
 def utcnow() -> datetime:
@@ -66,6 +78,10 @@ class Run(BaseModel):
     @rejections.setter
     def rejections(self, value: list[dict[str, str]]) -> None:
         self.rejections_json = json.dumps(value, ensure_ascii=False)
+
+    def counts(self) -> dict[str, int]:
+        """What the run found and changed, as served by /runs and printed by the command line."""
+        return {name: getattr(self, name) for name in RUN_COUNTS}
 
     @property
     def duration_seconds(self) -> float | None:
