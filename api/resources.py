@@ -269,6 +269,13 @@ def require_token(req: falcon.Request, token: str) -> None:
         )
 
 
+def _user_or_404(user_id: str) -> UserRow:
+    row = get_user(user_id) if params.looks_like_user_id(user_id) else None
+    if row is None:
+        raise falcon.HTTPNotFound(description=f"no user {user_id!r}")
+    return row
+
+
 class UserResource:
     """/data/{user_id}: one user."""
 
@@ -276,10 +283,7 @@ class UserResource:
         self.services = services
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, user_id: str) -> None:
-        row = get_user(user_id) if params.looks_like_user_id(user_id) else None
-        if row is None:
-            raise falcon.HTTPNotFound(description=f"no user {user_id!r}")
-        resp.media = user_json(row, ymd(self.services.today()))
+        resp.media = user_json(_user_or_404(user_id), ymd(self.services.today()))
 
 
 class UserImageResource:
@@ -289,9 +293,7 @@ class UserImageResource:
         self.services = services
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, user_id: str) -> None:
-        row = get_user(user_id) if params.looks_like_user_id(user_id) else None
-        if row is None:
-            raise falcon.HTTPNotFound(description=f"no user {user_id!r}")
+        row = _user_or_404(user_id)
         data = self.services.images.get(image_key(user_id)) if row[-1] else None
         if data is None:
             raise falcon.HTTPNotFound(description=f"user {user_id!r} has no image")

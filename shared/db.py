@@ -19,7 +19,6 @@ SQLITE_PRAGMAS = {
     "journal_mode": "wal",
     "busy_timeout": 10_000,
     "synchronous": "normal",
-    "cache_size": -65_536,
     "foreign_keys": 1,
 }
 
@@ -41,8 +40,15 @@ class SchemaVersion(peewee.Model):
         table_name = "schema_version"
 
 
+# PostgreSQL URLs bind the "ext" database, whose server-side cursors let the API stream a
+# million users without the driver downloading the whole result first.
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+
+
 def open_database(url: str) -> peewee.Database:
     """Connect to the database named by `url` and bind the models to it."""
+    if url.startswith(POSTGRES_SCHEMES):
+        url = "postgresext://" + url.split("://", 1)[1]
     if url.startswith("sqlite:///"):
         path = url.removeprefix("sqlite:///")
         if path and path != ":memory:":
@@ -74,3 +80,13 @@ def ensure_schema(
             row.version += 1
         row.save()
         return row.version
+
+
+def refresh_statistics(table: str) -> None:
+    """Let PostgreSQL's planner see a bulk load at once instead of after autovacuum.
+
+    Without fresh statistics and visibility map it scans the table rather than the
+    covering index that answers /stats. SQLite's planner needs no such help here.
+    """
+    if isinstance(database.obj, peewee.PostgresqlDatabase):
+        database.execute_sql(f"VACUUM (ANALYZE) {table}")

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from shared.archive import Archive, ArchiveContents, ArchiveError, ImageRef, now_ms, open_archive
 from shared.config import OUTPUT_KEY, Settings, image_key
-from shared.db import database
+from shared.db import database, refresh_statistics
 from shared.load import LoadPlan, apply_plan, plan_load, read_existing
 from shared.models import Run, User, utcnow
 from shared.storage import ProcessedStore
@@ -148,6 +148,8 @@ def _load(
             apply_plan(plan, run.id, modified_ms, utcnow())
             _count(run, contents, plan)
             run.save()
+    if plan.inserts or plan.updates or plan.deletes:
+        refresh_statistics(User._meta.table_name)
     if plan.images_to_delete:
         store.delete_many(image_key(user_id) for user_id in plan.images_to_delete)
     output = export_csv()

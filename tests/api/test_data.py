@@ -252,10 +252,10 @@ def test_after_without_limit_streams_the_rest(client: TestClient) -> None:
 def test_postgres_full_listing_reads_through_a_server_side_cursor(
     loaded, database_url: str, make_client: Callable[..., TestClient]
 ) -> None:
-    """Bound as postgresext://, the full listing fetches in batches instead of all at once."""
+    """A plain postgresql:// URL binds the ext database: the full listing fetches in batches."""
     if not database_url.startswith("postgresql://"):
         pytest.skip("PostgreSQL only")
-    db = open_database(database_url.replace("postgresql://", "postgresext://", 1))
+    db = open_database(database_url)
     rows = iter_users(UserFilter(), TODAY)
     first = next(rows)
     open_cursors = db.execute_sql("SELECT count(*) FROM pg_cursors").fetchone()[0]
