@@ -7,6 +7,7 @@ member's size and CRC-32 still checked. Member names only ever yield a user id a
 validation; they are never used as file-system paths.
 """
 
+import codecs
 import csv
 import functools
 import io
@@ -398,7 +399,8 @@ def _unique_by_user(members: Named, kind: str, rejections: list[Rejection]) -> d
 def parse_user_csv(user_id: str, member: str, data: bytes, now_ms: int) -> UserRecord:
     """One user file: a header naming the three columns in any order, and one data row."""
     try:
-        text = data.decode("utf-8-sig")
+        # Stripping the BOM by hand keeps the fast built-in UTF-8 decoder (utf-8-sig is not).
+        text = (data[3:] if data.startswith(codecs.BOM_UTF8) else data).decode()
     except UnicodeDecodeError as error:
         raise UserFileError(f"not UTF-8 text: {error.reason} at byte {error.start}") from None
     rows = [row for row in _split_rows(text) if "".join(row).strip()]
@@ -409,18 +411,16 @@ def parse_user_csv(user_id: str, member: str, data: bytes, now_ms: int) -> UserR
         raise UserFileError("no data row")
     if len(rows) > 2:
         raise UserFileError(f"{len(rows) - 1} data rows, expected one")
-    row = rows[1]
-    if len(row) < len(rows[0]):
-        raise UserFileError(f"the data row has {len(row)} fields, the header has {len(rows[0])}")
-    values = {
-        "first_name": row[first_index].strip(),
-        "last_name": row[last_index].strip(),
-        "birthts": row[birth_index].strip(),
-    }
-    for name in ("first_name", "last_name"):
-        if not values[name]:
-            raise UserFileError(f"{name} is empty")
-    birthts = values["birthts"]
+    header, row = rows
+    if len(row) < len(header):
+        raise UserFileError(f"the data row has {len(row)} fields, the header has {len(header)}")
+    first_name = row[first_index].strip()
+    last_name = row[last_index].strip()
+    birthts = row[birth_index].strip()
+    if not first_name:
+        raise UserFileError("first_name is empty")
+    if not last_name:
+        raise UserFileError("last_name is empty")
     if INTEGER.fullmatch(birthts) is None:
         raise UserFileError(f"birthts {birthts!r} is not a whole number of milliseconds")
     birth_ms = int(birthts)
@@ -428,7 +428,7 @@ def parse_user_csv(user_id: str, member: str, data: bytes, now_ms: int) -> UserR
         raise UserFileError(f"birthts {birth_ms} lies in the future")
     if birth_ms < EARLIEST_BIRTHTS:
         raise UserFileError(f"birthts {birth_ms} lies before 1900")
-    return UserRecord(user_id, values["first_name"], values["last_name"], birth_ms, member)
+    return UserRecord(user_id, first_name, last_name, birth_ms, member)
 
 
 @functools.lru_cache(maxsize=64)

@@ -108,8 +108,9 @@ class User(BaseModel):
     img_path = peewee.CharField(max_length=300, null=True)
     img_fingerprint = peewee.CharField(max_length=40, null=True)
     source_modified_ms = peewee.BigIntegerField()
+    # Not indexed: runs are never deleted, and an index would cost every bulk load.
     run = peewee.ForeignKeyField(
-        Run, column_name="run_id", backref="users", on_delete="SET NULL", null=True
+        Run, column_name="run_id", backref="users", on_delete="SET NULL", null=True, index=False
     )
     created_at = peewee.DateTimeField(default=utcnow)
     updated_at = peewee.DateTimeField(default=utcnow)
