@@ -21,4 +21,5 @@ def main() -> int:
     return run(args, settings)
 
 
-sys.exit(main())
+if __name__ == "__main__":
+    sys.exit(main())
