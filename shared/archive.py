@@ -16,8 +16,8 @@ import re
 import struct
 import zipfile
 import zlib
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
@@ -73,6 +73,7 @@ class UserRecord(NamedTuple):
     last_name: str
     birthts: int
     member: str
+    csv_fingerprint: str = ""
 
     @property
     def birthdate(self) -> date:
@@ -109,6 +110,8 @@ class ArchiveContents:
     rejections: list[Rejection]
     members_total: int
     ignored: int
+    # Users whose csv member has the fingerprint the caller already knows: not read again.
+    unchanged: dict[str, "Member"] = field(default_factory=dict)
 
 
 def birthdate_of(birthts: int) -> date:
@@ -210,35 +213,57 @@ class Archive:
         return data
 
     def read_contents(
-        self, now_ms: int, on_progress: Callable[[int, int], None] | None = None
+        self,
+        now_ms: int,
+        on_progress: Callable[[int, int], None] | None = None,
+        known: Mapping[str, str | None] | None = None,
     ) -> ArchiveContents:
-        """Validate every user file; see `parse_user_csv` for the rules of one file."""
+        """Validate every user file; see `parse_user_csv` for the rules of one file.
+
+        `known` maps user ids to the csv fingerprint (CRC-32 and size) of the file last
+        loaded for them. A member with that same fingerprint holds the same bytes, which
+        were valid then and are stored, so it is listed as unchanged instead of being read:
+        reloading a mostly unchanged archive then reads only what changed.
+        """
+        known = known or {}
         csv_members, png_members, ignored = _classify(self.members)
         rejections: list[Rejection] = []
         csv_by_user = _unique_by_user(csv_members, "csv", rejections)
         png_by_user = _unique_by_user(png_members, "png", rejections)
 
         users: list[UserRecord] = []
+        unchanged: dict[str, Member] = {}
         total = len(self.members)
         for done, (user_id, member) in enumerate(csv_by_user.items(), start=1):
+            member_print = fingerprint(member)
+            if known.get(user_id) == member_print:
+                unchanged[user_id] = member
+                continue
             try:
-                users.append(parse_user_csv(user_id, member.name, self.read(member), now_ms))
+                users.append(
+                    parse_user_csv(user_id, member.name, self.read(member), now_ms, member_print)
+                )
             except UserFileError as error:
                 rejections.append(Rejection(member.name, user_id, str(error)))
             if on_progress is not None and done % PROGRESS_EVERY == 0:
                 on_progress(done, total)
 
         csv_ids = {stem for stem, _ in csv_members}
-        loaded = {user.user_id for user in users}
+        loaded = {user.user_id for user in users}.union(unchanged)
         images = {}
         for user_id, member in png_by_user.items():
             if user_id not in csv_ids:
                 rejections.append(Rejection(member.name, user_id, "image without a csv file"))
             elif user_id in loaded:
-                images[user_id] = ImageRef(user_id, member, f"{member.crc:08x}-{member.size}")
+                images[user_id] = ImageRef(user_id, member, fingerprint(member))
         if on_progress is not None:
             on_progress(total, total)
-        return ArchiveContents(users, images, rejections, total, ignored)
+        return ArchiveContents(users, images, rejections, total, ignored, unchanged)
+
+
+def fingerprint(member: Member) -> str:
+    """A member's identity from the central directory alone: CRC-32 and size."""
+    return f"{member.crc:08x}-{member.size}"
 
 
 def open_archive(path: Path, limits: ArchiveLimits) -> Archive:
@@ -396,7 +421,9 @@ def _unique_by_user(members: Named, kind: str, rejections: list[Rejection]) -> d
     return unique
 
 
-def parse_user_csv(user_id: str, member: str, data: bytes, now_ms: int) -> UserRecord:
+def parse_user_csv(
+    user_id: str, member: str, data: bytes, now_ms: int, csv_fingerprint: str = ""
+) -> UserRecord:
     """One user file: a header naming the three columns in any order, and one data row."""
     try:
         # Stripping the BOM by hand keeps the fast built-in UTF-8 decoder (utf-8-sig is not).
@@ -428,7 +455,7 @@ def parse_user_csv(user_id: str, member: str, data: bytes, now_ms: int) -> UserR
         raise UserFileError(f"birthts {birth_ms} lies in the future")
     if birth_ms < EARLIEST_BIRTHTS:
         raise UserFileError(f"birthts {birth_ms} lies before 1900")
-    return UserRecord(user_id, first_name, last_name, birth_ms, member)
+    return UserRecord(user_id, first_name, last_name, birth_ms, member, csv_fingerprint)
 
 
 @functools.lru_cache(maxsize=64)

@@ -10,15 +10,41 @@ import functools
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import NamedTuple
 
 import peewee
 
-from shared.archive import MS_PER_DAY, ImageRef, UserRecord, birthdate_of
+from shared.archive import MS_PER_DAY, ImageRef, Member, UserRecord, birthdate_of
 from shared.db import database
 from shared.models import User, sort_key
 
 # The columns a load compares and writes, in this order, after user_id.
-DATA_COLUMNS = ("first_name", "last_name", "birthts", "img_path", "img_fingerprint")
+DATA_COLUMNS = (
+    "first_name",
+    "last_name",
+    "birthts",
+    "img_path",
+    "img_fingerprint",
+    "csv_fingerprint",
+)
+
+
+class StoredUser(NamedTuple):
+    """What a load needs to know of a user already in the store."""
+
+    first_name: str
+    last_name: str
+    birthts: int
+    img_path: str | None
+    img_fingerprint: str | None
+    csv_fingerprint: str | None
+    source_modified_ms: int
+
+    def data(self) -> tuple:
+        """The values in DATA_COLUMNS order, to compare with a new row."""
+        return self[:6]
+
+
 WRITE_CHUNK = 5_000
 
 
@@ -35,11 +61,8 @@ class LoadPlan:
     images_to_delete: list[str] = field(default_factory=list)
 
 
-def read_existing() -> dict[str, tuple]:
-    """Every stored user's comparable fields, keyed by user_id, in one query.
-
-    Each value is (first_name, last_name, birthts, img_path, img_fingerprint, source_modified_ms).
-    """
+def read_existing() -> dict[str, StoredUser]:
+    """Every stored user, keyed by user_id, in one query."""
     query = User.select(
         User.user_id,
         User.first_name,
@@ -47,13 +70,34 @@ def read_existing() -> dict[str, tuple]:
         User.birthts,
         User.img_path,
         User.img_fingerprint,
+        User.csv_fingerprint,
         User.source_modified_ms,
     )
-    return {row[0]: row[1:] for row in database.execute(query)}
+    return {row[0]: StoredUser._make(row[1:]) for row in database.execute(query)}
+
+
+def restore_unchanged(
+    existing: dict[str, StoredUser], unchanged: dict[str, Member]
+) -> list[UserRecord]:
+    """Records for the users whose csv file is byte for byte the one stored, from the store."""
+    records = []
+    for user_id, member in unchanged.items():
+        old = existing[user_id]
+        records.append(
+            UserRecord(
+                user_id,
+                old.first_name,
+                old.last_name,
+                old.birthts,
+                member.name,
+                old.csv_fingerprint,
+            )
+        )
+    return records
 
 
 def plan_load(
-    existing: dict[str, tuple],
+    existing: dict[str, StoredUser],
     users: Sequence[UserRecord],
     images: dict[str, ImageRef],
     image_path: Callable[[str], str],
@@ -71,32 +115,39 @@ def plan_load(
         image = images.get(user.user_id)
         old = existing.get(user.user_id)
         if image is not None:
-            img_path, fingerprint = image_path(user.user_id), image.fingerprint
+            img_path, img_fingerprint = image_path(user.user_id), image.fingerprint
         elif mode == "merge" and old is not None:
-            img_path, fingerprint = old[3], old[4]
+            img_path, img_fingerprint = old.img_path, old.img_fingerprint
         else:
-            img_path, fingerprint = None, None
-        new = (user.first_name, user.last_name, user.birthts, img_path, fingerprint)
+            img_path, img_fingerprint = None, None
+        new = (
+            user.first_name,
+            user.last_name,
+            user.birthts,
+            img_path,
+            img_fingerprint,
+            user.csv_fingerprint,
+        )
         if old is None:
             plan.inserts.append((user.user_id, *new))
-        elif mode == "merge" and old[5] > archive_modified_ms:
+        elif mode == "merge" and old.source_modified_ms > archive_modified_ms:
             plan.kept_newer += 1
             continue
-        elif old[:5] == new:
+        elif old.data() == new:
             plan.unchanged += 1
             continue
         else:
             plan.updates.append((user.user_id, *new))
-            if old[3] is not None and img_path is None:
+            if old.img_path is not None and img_path is None:
                 plan.images_to_delete.append(user.user_id)
-        if image is not None and (old is None or old[4] != fingerprint):
+        if image is not None and (old is None or old.img_fingerprint != img_fingerprint):
             plan.images_to_upload.append(image)
     if mode == "snapshot":
         present = {user.user_id for user in users}
         for user_id, old in existing.items():
             if user_id not in present:
                 plan.deletes.append(user_id)
-                if old[3] is not None:
+                if old.img_path is not None:
                     plan.images_to_delete.append(user_id)
     return plan
 

@@ -107,6 +107,7 @@ class User(BaseModel):
     birth_ymd = peewee.IntegerField()
     img_path = peewee.CharField(max_length=300, null=True)
     img_fingerprint = peewee.CharField(max_length=40, null=True)
+    csv_fingerprint = peewee.CharField(max_length=40, null=True)
     source_modified_ms = peewee.BigIntegerField()
     # Not indexed: runs are never deleted, and an index would cost every bulk load.
     run = peewee.ForeignKeyField(

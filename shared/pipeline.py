@@ -16,10 +16,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from shared.archive import Archive, ArchiveContents, ArchiveError, ImageRef, now_ms, open_archive
+from shared.archive import (
+    Archive,
+    ArchiveContents,
+    ArchiveError,
+    ImageRef,
+    UserRecord,
+    now_ms,
+    open_archive,
+)
 from shared.config import OUTPUT_KEY, Settings, image_key
 from shared.db import database, refresh_statistics
-from shared.load import LoadPlan, apply_plan, plan_load, read_existing
+from shared.load import LoadPlan, apply_plan, plan_load, read_existing, restore_unchanged
 from shared.models import Run, User, utcnow
 from shared.storage import ProcessedStore
 
@@ -129,24 +137,24 @@ def _load(
     on_progress: Progress | None,
 ) -> None:
     modified_ms = _epoch_ms(job.modified) if job.modified else now_ms()
+    # Loads into one store are single-writer (the worker runs one at a time), so the
+    # store read here is still the store when the transaction below writes.
+    existing = read_existing()
+    known = {user_id: stored.csv_fingerprint for user_id, stored in existing.items()}
     with open_archive(job.path, settings.limits) as archive:
         run.members_total = len(archive.members)
         run.save(only=[Run.members_total])
         with _gc_paused():
-            contents = archive.read_contents(now_ms(), _progress_saver(run, on_progress))
-        _check_loadable(contents)
+            contents = archive.read_contents(now_ms(), _progress_saver(run, on_progress), known)
+        users = contents.users + restore_unchanged(existing, contents.unchanged)
+        _check_loadable(users, contents)
+        plan = plan_load(
+            existing, users, contents.images, settings.image_path, settings.mode, modified_ms
+        )
         with database.atomic():
-            plan = plan_load(
-                read_existing(),
-                contents.users,
-                contents.images,
-                settings.image_path,
-                settings.mode,
-                modified_ms,
-            )
             _upload_images(archive, plan.images_to_upload, store, settings.image_upload_threads)
             apply_plan(plan, run.id, modified_ms, utcnow())
-            _count(run, contents, plan)
+            _count(run, users, contents, plan)
             run.save()
     if plan.inserts or plan.updates or plan.deletes:
         refresh_statistics(User._meta.table_name)
@@ -170,8 +178,8 @@ def _load(
     )
 
 
-def _check_loadable(contents: ArchiveContents) -> None:
-    if contents.users:
+def _check_loadable(users: list[UserRecord], contents: ArchiveContents) -> None:
+    if users:
         return
     if not contents.rejections:
         raise ArchiveError("the archive holds no user files (<user_id>.csv)")
@@ -182,8 +190,8 @@ def _check_loadable(contents: ArchiveContents) -> None:
     )
 
 
-def _count(run: Run, contents: ArchiveContents, plan: LoadPlan) -> None:
-    run.users_in_archive = len(contents.users)
+def _count(run: Run, users: list[UserRecord], contents: ArchiveContents, plan: LoadPlan) -> None:
+    run.users_in_archive = len(users)
     run.inserted, run.updated, run.deleted = len(plan.inserts), len(plan.updates), len(plan.deletes)
     run.unchanged, run.kept_newer = plan.unchanged, plan.kept_newer
     run.rejected = len(contents.rejections)

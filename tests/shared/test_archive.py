@@ -185,3 +185,16 @@ def test_member_names_that_climb_out_of_the_tree_only_yield_a_user_id(tmp_path):
     contents = read(make_zip(tmp_path / "a.zip", {"../../etc/42.csv": IVAN, "/abs/43.csv": IVAN}))
     assert sorted(u.user_id for u in contents.users) == ["42", "43"]
     assert not (tmp_path.parent.parent / "etc" / "42.csv").exists()
+
+
+def test_members_with_a_known_fingerprint_are_listed_unchanged_and_not_read(tmp_path):
+    path = make_zip(tmp_path / "a.zip", {"1.csv": IVAN, "2.csv": IVAN, "3.csv": b"broken"})
+    with open_archive(path, ArchiveLimits()) as archive:
+        first = archive.read_contents(NOW)
+        known = {user.user_id: user.csv_fingerprint for user in first.users}
+        known["3"] = "00000000-6"
+        again = archive.read_contents(NOW, known=known)
+    assert sorted(known) == ["1", "2", "3"]
+    assert sorted(again.unchanged) == ["1", "2"]
+    assert again.users == []
+    assert [r.member for r in again.rejections] == ["3.csv"]

@@ -3,6 +3,7 @@
 import csv
 import io
 import threading
+import zlib
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 
 from shared.config import Settings
 from shared.db import MIGRATIONS, SchemaVersion, database, ensure_schema
+from shared.demo import user_csv
 from shared.models import MODELS, Run, User, sort_key
 from shared.pipeline import Job, export_csv, process, record_skipped
 from shared.storage import LocalStore
@@ -256,3 +258,25 @@ def test_schema_creation_is_idempotent_and_applies_new_migrations_once(store_db)
     assert applied == [1]
     assert "nickname" in [c.name for c in store_db.get_columns("app_user")]
     assert SchemaVersion.select().count() == 1
+
+
+def test_a_reload_reads_only_the_user_files_that_changed(env, tmp_path):
+    load(users_zip(tmp_path / "a.zip", ["1", "2", "3"], images=("1",)), env)
+    changed_csv = b"first_name,last_name,birthts\nChanged,Name,5\n"
+    members = {
+        "data/1.csv": user_csv("First1", "Last1", 946684800000),
+        "data/2.csv": changed_csv,
+        "data/3.csv": user_csv("First3", "Last3", 946684800000),
+        "data/1.png": PNG,
+        "data/3.png": PNG,
+    }
+    run = load(make_zip(tmp_path / "b.zip", members), env)
+    assert (run.users_in_archive, run.updated, run.unchanged, run.images_uploaded) == (3, 2, 1, 1)
+    assert users() == {
+        "1": ("First1", "processed/images/1.png"),
+        "2": ("Changed", None),
+        "3": ("First3", "processed/images/3.png"),
+    }
+    stored = User.get(User.user_id == "2")
+    assert stored.birthts == 5
+    assert stored.csv_fingerprint == f"{zlib.crc32(changed_csv):08x}-{len(changed_csv)}"
