@@ -1,7 +1,9 @@
 """The one function that runs a load end to end, for the worker and `zipflow process` alike.
 
-read archive -> validate -> (in one transaction) plan, upload changed images, write rows
--> after commit: delete images of removed users, export output.csv -> record the run.
+read the stored users -> read and validate the archive (skipping user files whose
+fingerprint says they are unchanged) -> plan -> in one transaction: upload the changed
+images, write the rows -> after commit: delete the images of removed users, export
+output.csv -> record the run.
 """
 
 import csv
