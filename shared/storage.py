@@ -14,7 +14,7 @@ from typing import BinaryIO, Protocol
 
 from minio import Minio
 from minio.deleteobjects import DeleteObject
-from minio.error import S3Error
+from minio.error import S3Error, ServerError
 
 from shared.config import Settings
 
@@ -106,6 +106,13 @@ class MinioStore:
                 raise RuntimeError(f"could not delete {len(errors)} objects, first: {errors[0]}")
 
 
+PRECONDITION_FAILED = 412
+
+
+class ObjectChanged(Exception):
+    """The object was replaced after it was checked; its new version has an event of its own."""
+
+
 @dataclass(frozen=True)
 class SourceObject:
     """What zipflow knows of a source zip before reading it."""
@@ -140,8 +147,23 @@ class SourceBucket:
             self.bucket, key, _etag(info.etag), info.size, _naive_utc(info.last_modified)
         )
 
-    def download(self, key: str, path: Path) -> None:
-        self.client.fget_object(self.bucket, key, str(path))
+    def download(self, key: str, path: Path, etag: str | None = None) -> None:
+        """Fetch the object; given `etag`, only that version (If-Match).
+
+        The worker decides on the version `stat` showed; pinning the download keeps it
+        from loading a newer upload's bytes under the older version's etag.
+        """
+        headers = {"If-Match": f'"{etag}"'} if etag else None
+        try:
+            self.client.fget_object(self.bucket, key, str(path), request_headers=headers)
+        except ServerError as error:
+            if error.status_code != PRECONDITION_FAILED:
+                raise
+            raise ObjectChanged(f"{self.bucket}/{key} is no longer version {etag}") from None
+        except S3Error as error:
+            if error.code != "PreconditionFailed":
+                raise
+            raise ObjectChanged(f"{self.bucket}/{key} is no longer version {etag}") from None
 
     def zips(self) -> Iterator[SourceObject]:
         """Every `.zip` object in the bucket, from one listing."""

@@ -15,7 +15,7 @@ from shared.config import Settings
 from shared.messages import REPROCESS_TYPE, MessageError, Reprocess
 from shared.models import Run
 from shared.pipeline import Job, process, record_skipped
-from shared.storage import ProcessedStore, SourceBucket, SourceObject
+from shared.storage import ObjectChanged, ProcessedStore, SourceBucket, SourceObject
 from worker.decide import BAD_ARCHIVE_NOTE, abandon_running, event_skip_reason, version_skip_reason
 from worker.events import EventError, ObjectEvent, parse_event
 
@@ -129,7 +129,13 @@ class Handler:
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(prefix="incoming-", dir=self.settings.data_dir) as tmp:
             path = Path(tmp) / "archive.zip"
-            self.source.download(obj.key, path)
+            try:
+                self.source.download(obj.key, path, obj.etag)
+            except ObjectChanged as error:
+                note = f"{error}: it changed after it was checked, and its new version is loaded by its own event"
+                run = record_skipped(obj.label, obj.etag, obj.last_modified, trigger, note, run_id)
+                log.info("%s -> skipped (run %d): %s", what, run.id, note)
+                return run
             job = Job(
                 path=path,
                 source=obj.label,

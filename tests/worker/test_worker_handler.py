@@ -1,0 +1,35 @@
+"""The handler on its own, against moto: what it does when the object moves under it."""
+
+import io
+from pathlib import Path
+
+from minio import Minio
+from worker_support import write_zip
+
+from shared.config import Settings
+from shared.models import Run, User
+from shared.storage import MinioStore, SourceBucket
+from worker.handler import Handler
+
+
+def test_a_version_replaced_after_its_check_is_skipped_not_loaded_under_the_old_etag(
+    db, minio: Minio, settings: Settings, tmp_path: Path
+) -> None:
+    source = SourceBucket(minio, settings.source_bucket)
+    handler = Handler(settings, source, MinioStore(minio, settings.processed_bucket))
+    first = write_zip(tmp_path / "first.zip", {"1": ("Old", "User", 0)}).read_bytes()
+    second = write_zip(tmp_path / "second.zip", {"2": ("New", "User", 0)}).read_bytes()
+    minio.put_object(settings.source_bucket, "users.zip", io.BytesIO(first), len(first))
+    checked = source.stat("users.zip")
+    minio.put_object(settings.source_bucket, "users.zip", io.BytesIO(second), len(second))
+
+    run = handler.load(checked, "test", "event")
+
+    assert (run.status, run.etag) == ("skipped", checked.etag)
+    assert "changed after it was checked" in run.note
+    assert User.select().count() == 0
+    current = source.stat("users.zip")
+    loaded = handler.load(current, "test", "event")
+    assert loaded.status == "succeeded"
+    assert [u.user_id for u in User.select()] == ["2"]
+    assert Run.select().count() == 2
