@@ -1,9 +1,13 @@
 """`zipflow process` and `zipflow demo-data`, run as a user runs them: a real subprocess."""
 
+import fcntl
 import json
 import os
+import pty
+import struct
 import subprocess
 import sys
+import termios
 import zipfile
 from pathlib import Path
 
@@ -100,3 +104,41 @@ def test_process_loads_the_sample_layout_with_macos_noise(run_cli, tmp_path):
         [n for n in zipfile.ZipFile(archive).namelist() if n.endswith(".png")]
     )
     assert Path(tmp_path / "data/processed/output.csv").exists()
+
+
+def test_a_large_archive_shows_a_progress_bar_on_a_terminal_only(run_cli, tmp_path, database_url):
+    if not database_url.startswith("sqlite"):
+        pytest.skip("the bar does not depend on the store")
+    archive = tmp_path / "large.zip"
+    assert run_cli("demo-data", str(archive), "--users", "20000", "--no-images").returncode == 0
+    piped = run_cli("process", str(archive))
+    assert piped.returncode == 0 and "reading" not in piped.stderr
+
+    controller, terminal = pty.openpty()
+    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
+    env = {
+        **os.environ,
+        "ZIPFLOW_DATABASE_URL": database_url,
+        "ZIPFLOW_DATA_DIR": str(tmp_path / "data"),
+    }
+    with subprocess.Popen(
+        [sys.executable, "-m", "zipflow", "process", str(archive)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=terminal,
+    ) as child:
+        os.close(terminal)
+        shown = b""
+        while chunk := _read_or_eof(controller):
+            shown += chunk
+        assert child.wait(timeout=120) == 0
+    os.close(controller)
+    assert b"reading: 100%" in shown
+    assert b"20007/20007" in shown
+
+
+def _read_or_eof(fd: int) -> bytes:
+    try:
+        return os.read(fd, 4096)
+    except OSError:  # the terminal closes when the child exits
+        return b""
