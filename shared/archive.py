@@ -112,6 +112,8 @@ class ArchiveContents:
     ignored: int
     # Users whose csv member has the fingerprint the caller already knows: not read again.
     unchanged: dict[str, "Member"] = field(default_factory=dict)
+    # Every user id that has a csv file in the archive, valid or rejected.
+    user_ids: set[str] = field(default_factory=set)
 
 
 def birthdate_of(birthts: int) -> date:
@@ -258,7 +260,7 @@ class Archive:
                 images[user_id] = ImageRef(user_id, member, fingerprint(member))
         if on_progress is not None:
             on_progress(total, total)
-        return ArchiveContents(users, images, rejections, total, ignored, unchanged)
+        return ArchiveContents(users, images, rejections, total, ignored, unchanged, csv_ids)
 
 
 def fingerprint(member: Member) -> str:

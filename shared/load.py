@@ -103,10 +103,13 @@ def plan_load(
     image_path: Callable[[str], str],
     mode: str,
     archive_modified_ms: int,
+    in_archive: set[str],
 ) -> LoadPlan:
     """Decide every row's fate.
 
-    snapshot: the archive is the whole dataset; users missing from it are deleted.
+    snapshot: the archive is the whole dataset; users with no csv file in it (`in_archive`
+    holds those that have one) are deleted. A user whose file is there but rejected keeps
+    their stored row: the upload did not remove them, and a broken file must not lose data.
     merge: nobody is deleted; a row written from a newer archive than this one is kept
     (`kept_newer`), and a user without a png in this archive keeps the image they had.
     """
@@ -143,9 +146,8 @@ def plan_load(
         if image is not None and (old is None or old.img_fingerprint != img_fingerprint):
             plan.images_to_upload.append(image)
     if mode == "snapshot":
-        present = {user.user_id for user in users}
         for user_id, old in existing.items():
-            if user_id not in present:
+            if user_id not in in_archive:
                 plan.deletes.append(user_id)
                 if old.img_path is not None:
                     plan.images_to_delete.append(user_id)

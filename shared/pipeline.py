@@ -151,7 +151,13 @@ def _load(
         users = contents.users + restore_unchanged(existing, contents.unchanged)
         _check_loadable(users, contents)
         plan = plan_load(
-            existing, users, contents.images, settings.image_path, settings.mode, modified_ms
+            existing,
+            users,
+            contents.images,
+            settings.image_path,
+            settings.mode,
+            modified_ms,
+            contents.user_ids,
         )
         with database.atomic():
             _upload_images(archive, plan.images_to_upload, store, settings.image_upload_threads)

@@ -280,3 +280,15 @@ def test_a_reload_reads_only_the_user_files_that_changed(env, tmp_path):
     stored = User.get(User.user_id == "2")
     assert stored.birthts == 5
     assert stored.csv_fingerprint == f"{zlib.crc32(changed_csv):08x}-{len(changed_csv)}"
+
+
+def test_a_snapshot_keeps_a_user_whose_file_is_present_but_rejected(env, tmp_path):
+    load(users_zip(tmp_path / "a.zip", ["1", "2", "3"], images=("2",)), env)
+    members = {
+        "d/1.csv": IVAN,
+        "d/2.csv": b"first_name,last_name,birthts\nBroken,,x\n",
+        "d/2.png": PNG,
+    }
+    run = load(make_zip(tmp_path / "b.zip", members), env)
+    assert (run.status, run.deleted, run.rejected) == ("succeeded", 1, 1)
+    assert users() == {"1": ("Ivan", None), "2": ("First2", "processed/images/2.png")}
