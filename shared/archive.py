@@ -1,9 +1,10 @@
 """An uploaded archive in, validated user records, image references and rejections out.
 
-Reading is the hot loop of every load. `zipfile` already parses the central directory;
-opening each member through `ZipFile.open` then costs more than the data itself, so members
-are read straight from a memory map at the offsets the central directory gave, with each
-member's size and CRC-32 still checked. Member names only ever yield a user id after
+Reading is the hot loop of every load, and `zipfile` spends it on bookkeeping: a full
+ZipInfo per member, then a ZipExtFile per read. Here the central directory's packed
+records are read once for the few fields a load needs (ZIP64 per-member extensions are
+left to `zipfile`), and each member is read straight from a memory map at its offset,
+with its size and CRC-32 still checked. Member names only ever yield a user id after
 validation; they are never used as file-system paths.
 """
 
