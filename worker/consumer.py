@@ -4,8 +4,13 @@ Two threads. The connection thread (the caller of `Consumer.run`) owns the pika
 connection and does nothing but service it, because a BlockingConnection only answers
 heartbeats inside its own loop. The processing thread runs the handler, one message at a
 time (prefetch 1), and settles each message through `connection.add_callback_threadsafe`,
-so a zip that takes minutes never gets the connection dropped. The processing thread
-also runs the reconcile sweep when it is idle, so sweeps and loads never overlap.
+so a zip that takes minutes never gets the connection dropped.
+
+The queue has a single active consumer (see `worker.topology`), so however many worker
+replicas run, one loads and the others stand by. The reconcile sweep follows the same
+path: at start and every `reconcile_seconds` the connection thread puts a sweep request
+on the queue, so sweeps run in the active worker, in turn with the loads, never beside
+them.
 
 A message is acknowledged only after the handler returned, that is after the store commit
 and the uploads. Counting deliveries relies on the quorum queue's `x-delivery-count`
@@ -33,7 +38,7 @@ from shared.config import Settings
 from shared.db import database
 from shared.messages import MessageError
 from worker.events import EventError
-from worker.handler import Handler, describe
+from worker.handler import RECONCILE_TYPE, Handler, describe
 from worker.topology import declare_topology
 
 log = logging.getLogger("zipflow.worker")
@@ -132,7 +137,12 @@ class Consumer:
             self.consuming.set()
             self.failures = 0
             log.info("consuming %s (exchange %s)", self.settings.queue, self.settings.exchange)
+            sweep_every = self.settings.reconcile_seconds
+            next_sweep = time.monotonic() if sweep_every else None
             while not self.stopping.is_set():
+                if next_sweep is not None and time.monotonic() >= next_sweep:
+                    self._request_sweep(channel)
+                    next_sweep = time.monotonic() + sweep_every
                 connection.process_data_events(time_limit=SERVICE_SECONDS)
                 if not self.processor.is_alive():
                     # Consuming without processing would hold a message forever: exit, so
@@ -179,20 +189,17 @@ class Consumer:
             except queue.Empty:
                 return
 
+    def _request_sweep(self, channel: BlockingChannel) -> None:
+        channel.basic_publish(
+            "",
+            self.settings.queue,
+            b"{}",
+            pika.BasicProperties(type=RECONCILE_TYPE, delivery_mode=pika.DeliveryMode.Persistent),
+        )
+
     def _process(self) -> None:
-        sweep_every = self.settings.reconcile_seconds
-        next_sweep = time.monotonic() if sweep_every else None
         while True:
-            if next_sweep is not None and time.monotonic() >= next_sweep:
-                self._sweep()
-                next_sweep = time.monotonic() + sweep_every
-            timeout = (
-                SERVICE_SECONDS if next_sweep is None else max(0.0, next_sweep - time.monotonic())
-            )
-            try:
-                delivery = self.tasks.get(timeout=timeout)
-            except queue.Empty:
-                continue
+            delivery = self.tasks.get()
             if delivery is None:
                 return
             try:
@@ -202,14 +209,6 @@ class Consumer:
                 raise
             finally:
                 database.close()
-
-    def _sweep(self) -> None:
-        try:
-            self.handler.reconcile()
-        except Exception as error:
-            log.warning("reconcile sweep failed, next one at the usual time: %r", error)
-        finally:
-            database.close()
 
     def _deliver(self, delivery: Delivery) -> None:
         what = describe(delivery.body, delivery.kind)

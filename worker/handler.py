@@ -21,10 +21,15 @@ from worker.events import EventError, ObjectEvent, parse_event
 
 log = logging.getLogger("zipflow.worker")
 
+# The type of the sweep requests every worker puts on its own queue (see worker.consumer).
+RECONCILE_TYPE = "zipflow.reconcile"
+
 
 def describe(body: bytes, kind: str | None) -> str:
     """A short name for a message in log lines, whatever its shape."""
     try:
+        if kind == RECONCILE_TYPE:
+            return "reconcile sweep"
         if kind == REPROCESS_TYPE:
             command = Reprocess.from_body(body)
             return f"reprocess run {command.run_id} {command.key}"
@@ -44,6 +49,9 @@ class Handler:
 
     def handle(self, body: bytes, kind: str | None, redelivered: bool) -> None:
         """Handle one message; `kind` is its AMQP type property, MinIO sets none."""
+        if kind == RECONCILE_TYPE:
+            self.sweep()
+            return
         if kind == REPROCESS_TYPE:
             self.reprocess(Reprocess.from_body(body))
             return
@@ -93,6 +101,13 @@ class Handler:
             log.info("%s -> skipped: %s", what, note)
             return
         self.load(obj, what, "reprocess", run_id=command.run_id)
+
+    def sweep(self) -> None:
+        """Reconcile, where a failure only waits for the next sweep: it is a safety net."""
+        try:
+            self.reconcile()
+        except Exception as error:
+            log.warning("reconcile sweep failed, next one at the usual time: %r", error)
 
     def reconcile(self) -> None:
         """Load the newest zip if the store has not reflected it: a safety net, one listing.

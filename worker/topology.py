@@ -11,6 +11,10 @@ The work queue is a quorum queue because it counts deliveries itself: every rede
 after a nack or after a consumer died holding the message, raises its `x-delivery-count`
 header. A classic queue only says "redelivered", which cannot bound retries of a message
 that crashes the worker.
+
+It also has a single active consumer: loads into one store must not overlap (a snapshot
+decides "newest wins" against the last load), so extra worker replicas stand by and
+RabbitMQ hands the queue to one of them when the active one goes away.
 """
 
 import pika.exceptions
@@ -39,7 +43,11 @@ def declare_topology(channel: BlockingChannel, settings: Settings) -> None:
         channel.queue_declare(
             settings.queue,
             durable=True,
-            arguments={"x-queue-type": "quorum", "x-dead-letter-exchange": settings.dead_letter},
+            arguments={
+                "x-queue-type": "quorum",
+                "x-dead-letter-exchange": settings.dead_letter,
+                "x-single-active-consumer": True,
+            },
         )
         channel.queue_bind(settings.queue, settings.exchange)
     except pika.exceptions.ChannelClosedByBroker as error:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from minio import Minio
-from worker_support import wait_for, write_zip
+from worker_support import take_message, write_zip
 
 from shared.config import Settings
 from shared.messages import REPROCESS_TYPE
@@ -37,7 +37,7 @@ def test_setup_declares_the_topology_and_creates_the_buckets(settings, broker, c
     broker.exchange_declare(settings.exchange, exchange_type="fanout", durable=True)
     # ...and the queue is bound, so a publish to the exchange lands in it.
     broker.basic_publish(settings.exchange, "", b'{"Records": []}')
-    wait_for(lambda: broker.basic_get(settings.queue, auto_ack=True)[0], what="the routed message")
+    assert take_message(broker, settings.queue)[1] == b'{"Records": []}'
     assert (
         f"exchange {settings.exchange} (fanout) -> queue {settings.queue}"
         in capsys.readouterr().out
@@ -96,7 +96,7 @@ def test_reprocess_queues_a_run_for_the_newest_zip_and_publishes_the_command(
     [run] = Run.select()
     assert (run.status, run.trigger) == ("queued", "reprocess")
     assert run.source == f"{settings.source_bucket}/newest one.zip"
-    _, properties, body = broker.basic_get(settings.queue, auto_ack=True)
+    properties, body = take_message(broker, settings.queue)
     assert properties.type == REPROCESS_TYPE
     assert json.loads(body) == {"command": "reprocess", "run_id": run.id, "key": "newest one.zip"}
     assert f"queued run {run.id}" in capsys.readouterr().out

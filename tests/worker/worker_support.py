@@ -153,3 +153,15 @@ class SlowProxy:
             for end in (source, target):
                 with contextlib.suppress(OSError):
                     end.shutdown(socket.SHUT_RDWR)
+
+
+def take_message(channel, queue: str, timeout: float = 10.0) -> tuple[object, bytes]:
+    """(properties, body) of the next message, by consuming: the work queue has a single
+    active consumer, and RabbitMQ refuses basic.get on such a queue."""
+    for method, properties, body in channel.consume(
+        queue, auto_ack=True, inactivity_timeout=timeout
+    ):
+        channel.cancel()
+        assert method is not None, f"no message in {queue} within {timeout}s"
+        return properties, body
+    raise AssertionError("the consumer ended without a message")
