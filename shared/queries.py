@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import date
 
 import peewee
-from playhouse.postgres_ext import PostgresqlExtDatabase, ServerSideQuery
+from playhouse.postgres_ext import PostgresqlExtDatabase
 
 from shared.ages import birthts_bounds, ymd
 from shared.db import database
@@ -73,12 +73,13 @@ def iter_users(where: UserFilter, today: date, after: str | None = None) -> Iter
     if after is not None:
         query = query.where(User.sort_key > sort_key(after))
     query = query.order_by(User.sort_key).tuples()
+    # The driver's own cursor, read raw: these columns need no conversion, and peewee's
+    # per-value conversion would cost a third of the time of a large listing.
     if isinstance(database.obj, PostgresqlExtDatabase):
         # psycopg2's ordinary cursor downloads the whole result first; a server-side
-        # cursor hands it over STREAM_BATCH rows at a time.
-        return ServerSideQuery(query, array_size=STREAM_BATCH).iterator()
-    # The driver's own cursor: SQLite steps through it lazily, and its values need no
-    # conversion for these columns, which saves a third of the time on large listings.
+        # (named) cursor hands it over STREAM_BATCH rows at a time.
+        cursor = database.execute(query, named_cursor=True, array_size=STREAM_BATCH)
+        return iter(cursor.fetchone, None)
     return iter(database.execute(query))
 
 
