@@ -1,4 +1,5 @@
-"""The one definition of a user's age, and the `birthts` bounds that select an age range.
+"""The calendar of zipflow: birth dates from `birthts`, the one definition of age, and the
+`birthts` bounds that select an age range.
 
 Age is counted as people count it: completed years on today's UTC date. With dates
 written as YYYYMMDD integers that is `(today_ymd - birth_ymd) // 10000`, exact for every
@@ -13,6 +14,11 @@ from datetime import UTC, date, datetime, timedelta
 
 MS_PER_DAY = 86_400_000
 EPOCH = date(1970, 1, 1)
+
+
+def birthdate_of(birthts: int) -> date:
+    """The UTC calendar date of a birth instant in ms; floor division keeps pre-1970 right."""
+    return EPOCH + timedelta(days=birthts // MS_PER_DAY)
 
 
 def utc_today() -> date:

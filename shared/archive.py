@@ -19,7 +19,7 @@ import zipfile
 import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import NamedTuple
@@ -30,9 +30,7 @@ from shared.models import MAX_USER_ID_LENGTH
 REQUIRED_COLUMNS = ("first_name", "last_name", "birthts")
 USER_ID = re.compile(rf"[A-Za-z0-9_-]{{1,{MAX_USER_ID_LENGTH}}}")
 INTEGER = re.compile(r"-?[0-9]+")
-EPOCH = date(1970, 1, 1)
 EARLIEST_BIRTHTS = -2_208_988_800_000  # 1900-01-01T00:00:00Z
-MS_PER_DAY = 86_400_000
 PROGRESS_EVERY = 10_000
 # A member smaller than this cannot be a meaningful zip bomb whatever its ratio: short
 # CSV files of repeated characters legitimately compress very well.
@@ -76,10 +74,6 @@ class UserRecord(NamedTuple):
     member: str
     csv_fingerprint: str = ""
 
-    @property
-    def birthdate(self) -> date:
-        return birthdate_of(self.birthts)
-
 
 @dataclass(frozen=True)
 class ImageRef:
@@ -115,11 +109,6 @@ class ArchiveContents:
     unchanged: dict[str, "Member"] = field(default_factory=dict)
     # Every user id that has a csv file in the archive, valid or rejected.
     user_ids: set[str] = field(default_factory=set)
-
-
-def birthdate_of(birthts: int) -> date:
-    """The UTC calendar date of a birth instant in ms; floor division keeps pre-1970 right."""
-    return EPOCH + timedelta(days=birthts // MS_PER_DAY)
 
 
 class Archive:
@@ -238,6 +227,8 @@ class Archive:
         unchanged: dict[str, Member] = {}
         total = len(self.members)
         for done, (user_id, member) in enumerate(csv_by_user.items(), start=1):
+            if on_progress is not None and done % PROGRESS_EVERY == 0:
+                on_progress(done, total)
             member_print = fingerprint(member)
             if known.get(user_id) == member_print:
                 unchanged[user_id] = member
@@ -248,8 +239,6 @@ class Archive:
                 )
             except UserFileError as error:
                 rejections.append(Rejection(member.name, user_id, str(error)))
-            if on_progress is not None and done % PROGRESS_EVERY == 0:
-                on_progress(done, total)
 
         csv_ids = {stem for stem, _ in csv_members}
         loaded = {user.user_id for user in users}.union(unchanged)

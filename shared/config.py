@@ -110,6 +110,6 @@ def _convert(name: str, raw: str, kind: type) -> object:
         if number < 0:
             raise ConfigError(f"{variable} must not be negative, not {raw!r}")
         return number
-    if kind is Path or issubclass(kind, Path):
+    if issubclass(kind, Path):
         return Path(raw)
     return raw

@@ -14,7 +14,8 @@ from typing import NamedTuple
 
 import peewee
 
-from shared.archive import MS_PER_DAY, ImageRef, Member, UserRecord, birthdate_of
+from shared.ages import MS_PER_DAY, birthdate_of, ymd
+from shared.archive import ImageRef, Member, UserRecord
 from shared.db import database
 from shared.models import User, sort_key
 
@@ -222,7 +223,7 @@ def _birth_columns(birthts: int) -> tuple[str, int]:
 @functools.lru_cache(maxsize=65_536)
 def _day_columns(day: int) -> tuple[str, int]:
     birthdate = birthdate_of(day * MS_PER_DAY)
-    return birthdate.isoformat(), birthdate.year * 10_000 + birthdate.month * 100 + birthdate.day
+    return birthdate.isoformat(), ymd(birthdate)
 
 
 def _executemany(sql: str, rows: Iterable[tuple]) -> None:

@@ -72,7 +72,6 @@ def process(
         _load(job, run, settings, store, csv_out, on_progress)
     except ArchiveError as error:
         _finish(run, "failed", error=str(error))
-        log.info("run %s failed: %s: %s", run.id, job.source, error)
         return run
     except Exception as error:
         try:
@@ -173,17 +172,6 @@ def _load(
     if csv_out is not None:
         csv_out.write_bytes(output)
     _finish(run, "succeeded")
-    log.info(
-        "run %s succeeded: %s: %d users (+%d ~%d -%d), %d rejected, %d images uploaded",
-        run.id,
-        job.source,
-        run.users_in_archive,
-        run.inserted,
-        run.updated,
-        run.deleted,
-        run.rejected,
-        run.images_uploaded,
-    )
 
 
 def _check_loadable(users: list[UserRecord], contents: ArchiveContents) -> None:

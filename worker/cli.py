@@ -64,7 +64,6 @@ def run_worker(args: argparse.Namespace | None, settings: Settings) -> int:
         return check_consumed(settings)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     # The worker logs one line per event outcome, carrying the pipeline's counts.
-    logging.getLogger("shared.pipeline").setLevel(logging.WARNING)
     logging.getLogger("pika").setLevel(logging.WARNING)
     try:
         open_database(settings.database_url)

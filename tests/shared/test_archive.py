@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from shared.archive import ArchiveError, birthdate_of, now_ms, open_archive, parse_user_csv
+from shared.ages import birthdate_of
+from shared.archive import ArchiveError, now_ms, open_archive, parse_user_csv
 from shared.config import ArchiveLimits
 from tests.shared.zips import IVAN, PNG, make_zip
 

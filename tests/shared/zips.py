@@ -1,11 +1,12 @@
 """Building test archives in code, member by member."""
 
+import random
 import zipfile
 from pathlib import Path
 
 from shared.demo import demo_png, user_csv
 
-PNG = demo_png(__import__("random").Random(7))
+PNG = demo_png(random.Random(7))
 IVAN = user_csv("Ivan", "Ivanov", 946674000000)
 
 
