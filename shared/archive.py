@@ -36,9 +36,13 @@ PROGRESS_EVERY = 10_000
 # CSV files of repeated characters legitimately compress very well.
 RATIO_CHECK_FROM_BYTES = 1024 * 1024
 
-_LOCAL_HEADER = struct.Struct("<4s2B4HL2L2H")
+# Only the fields a load needs are unpacked; "x" skips the others.
+# Local header: signature, name length, extra length.
+_LOCAL_HEADER = struct.Struct("<4s22x2H")
 _LOCAL_SIGNATURE = b"PK\x03\x04"
-_CENTRAL_ENTRY = struct.Struct("<4s4B4HL2L5H2L")
+# Central entry: signature, flags, method, CRC-32, compressed size, size, name length,
+# extra length, comment length, local header offset.
+_CENTRAL_ENTRY = struct.Struct("<4s4x2H4x3L3H8xL")
 _CENTRAL_SIGNATURE = b"PK\x01\x02"
 _END_RECORD = struct.Struct("<4s4H2LH")
 _END_SIGNATURE = b"PK\x05\x06"
@@ -186,12 +190,15 @@ class Archive:
                 f"member {member.name!r} uses compression method {member.method};"
                 " only stored and deflated members are accepted"
             )
-        start = member.offset
-        header = self._map[start : start + _LOCAL_HEADER.size]
-        if len(header) != _LOCAL_HEADER.size or header[:4] != _LOCAL_SIGNATURE:
+        try:
+            signature, name_length, extra_length = _LOCAL_HEADER.unpack_from(
+                self._map, member.offset
+            )
+        except struct.error:
+            signature = b""
+        if signature != _LOCAL_SIGNATURE:
             raise ArchiveError(f"member {member.name!r} is corrupt: bad local header")
-        fields = _LOCAL_HEADER.unpack(header)
-        data_start = start + _LOCAL_HEADER.size + fields[10] + fields[11]
+        data_start = member.offset + _LOCAL_HEADER.size + name_length + extra_length
         raw = self._map[data_start : data_start + member.compressed]
         if member.method == zipfile.ZIP_STORED:
             data = raw
@@ -290,24 +297,41 @@ def read_central_directory(data: mmap.mmap) -> list[Member]:
     entry_size = _CENTRAL_ENTRY.size
     for _ in range(count):
         try:
-            entry = unpack(data, position)
+            (
+                signature,
+                flags,
+                method,
+                crc,
+                compressed,
+                size,
+                name_length,
+                extra_length,
+                comment_length,
+                offset,
+            ) = unpack(data, position)
         except struct.error:
             raise ArchiveError("corrupt zip archive: truncated central directory") from None
-        if entry[0] != _CENTRAL_SIGNATURE:
+        if signature != _CENTRAL_SIGNATURE:
             raise ArchiveError("corrupt zip archive: bad central directory entry")
         name_start = position + entry_size
-        raw_name = data[name_start : name_start + entry[12]]
-        try:
-            name = raw_name.decode("utf-8" if entry[5] & _UTF8_NAMES else "cp437")
-        except UnicodeDecodeError:
-            raise ArchiveError("corrupt zip archive: a member name is not valid UTF-8") from None
-        if entry[10] == 0xFFFFFFFF or entry[11] == 0xFFFFFFFF or entry[18] == 0xFFFFFFFF:
+        name = _decode_name(data[name_start : name_start + name_length], flags)
+        if compressed == 0xFFFFFFFF or size == 0xFFFFFFFF or offset == 0xFFFFFFFF:
             return _members_from_zipfile(data)
-        members.append(
-            Member(name, entry[5], entry[6], entry[9], entry[10], entry[11], entry[18] + shift)
-        )
-        position = name_start + entry[12] + entry[13] + entry[14]
+        members.append(Member(name, flags, method, crc, compressed, size, offset + shift))
+        position = name_start + name_length + extra_length + comment_length
     return members
+
+
+def _decode_name(raw: bytes, flags: int) -> str:
+    """A member name as its flags declare it: UTF-8, or the old DOS code page.
+
+    ASCII names read the same either way and take the fast UTF-8 decoder; the code page
+    decoder is eight times slower, which shows over 200,000 members.
+    """
+    try:
+        return raw.decode("utf-8" if flags & _UTF8_NAMES or raw.isascii() else "cp437")
+    except UnicodeDecodeError:
+        raise ArchiveError("corrupt zip archive: a member name is not valid UTF-8") from None
 
 
 def _zip64_end_record(data: mmap.mmap, end: int) -> tuple[int, int, int, int]:
