@@ -1,5 +1,6 @@
 """Reading archives: the input rules of the core issue, one behaviour per test."""
 
+import struct
 import zipfile
 from dataclasses import replace
 from pathlib import Path
@@ -159,6 +160,39 @@ def test_an_archive_of_more_than_65535_members_is_read_through_its_zip64_record(
     )
     contents = read(path)
     assert len(contents.users) == 65_600
+
+
+def with_zip64_sizes(zip_bytes: bytes, name: bytes) -> bytes:
+    """The archive with `name`'s central entry moved to ZIP64 size fields, as archivers
+    write them for members over 4 GiB: both sizes 0xFFFFFFFF, the real ones in an extra field.
+    """
+    entry = zip_bytes.rindex(b"PK\x01\x02", 0, zip_bytes.rindex(name))
+    compressed, size, name_length, extra_length = struct.unpack_from("<2L2H", zip_bytes, entry + 20)
+    extra = struct.pack("<2H2Q", 0x0001, 16, size, compressed)
+    patched = (
+        zip_bytes[: entry + 20]
+        + struct.pack("<2L2H", 0xFFFFFFFF, 0xFFFFFFFF, name_length, extra_length + len(extra))
+        + zip_bytes[entry + 32 : entry + 46 + name_length + extra_length]
+        + extra
+        + zip_bytes[entry + 46 + name_length + extra_length :]
+    )
+    end = patched.rindex(b"PK\x05\x06")
+    (directory_size,) = struct.unpack_from("<L", patched, end + 12)
+    return (
+        patched[: end + 12] + struct.pack("<L", directory_size + len(extra)) + patched[end + 16 :]
+    )
+
+
+def test_a_member_with_zip64_size_fields_is_read_through_zipfile(tmp_path):
+    plain = make_zip(tmp_path / "plain.zip", {"d/1.csv": IVAN, "d/2.csv": IVAN, "d/2.png": PNG})
+    path = tmp_path / "zip64.zip"
+    path.write_bytes(with_zip64_sizes(plain.read_bytes(), b"d/1.csv"))
+    with zipfile.ZipFile(path) as check:
+        assert check.getinfo("d/1.csv").file_size == len(IVAN)
+    contents = read(path)
+    assert sorted(user.user_id for user in contents.users) == ["1", "2"]
+    assert [user.last_name for user in contents.users] == ["Ivanov", "Ivanov"]
+    assert list(contents.images) == ["2"]
 
 
 @pytest.mark.parametrize(
