@@ -5,6 +5,7 @@ and `zipflow process` a local directory. Keys are built by zipflow from validate
 never taken from archive member names.
 """
 
+import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -37,16 +38,20 @@ class LocalStore:
     def __init__(self, root: Path, bucket: str) -> None:
         self.base = (root / bucket).resolve()
         self.label = str(root / bucket)
+        self._folders: set[Path] = set()
 
     def _path(self, key: str) -> Path:
-        path = (self.base / key).resolve()
+        # Normalised as text, without a system call: a load writes 100,000 images.
+        path = Path(os.path.normpath(self.base / key))
         if not path.is_relative_to(self.base):
             raise ValueError(f"object key {key!r} points outside {self.base}")
         return path
 
     def put(self, key: str, data: bytes, content_type: str) -> None:
         path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.parent not in self._folders:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._folders.add(path.parent)
         partial = path.with_name(path.name + ".part")
         partial.write_bytes(data)
         partial.replace(path)
