@@ -4,7 +4,10 @@ The models use one `DatabaseProxy`; each process binds it once from its settings
 tests bind it to their own database.
 """
 
-from collections.abc import Callable, Sequence
+import fcntl
+import logging
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import peewee
@@ -12,6 +15,7 @@ from playhouse.db_url import connect
 from playhouse.migrate import SchemaMigrator
 
 database = peewee.DatabaseProxy()
+log = logging.getLogger(__name__)
 
 # SQLite serves the API's reads while the worker writes: WAL lets readers see the last
 # commit without waiting, and the busy timeout makes a second writer wait, not fail.
@@ -90,3 +94,47 @@ def refresh_statistics(table: str) -> None:
     """
     if isinstance(database.obj, peewee.PostgresqlDatabase):
         database.execute_sql(f"VACUUM (ANALYZE) {table}")
+
+
+@contextmanager
+def load_lock(table: str) -> Iterator[None]:
+    """Hold the store's load lock, waiting for it if another process has it.
+
+    Loads into one store must run one at a time (see the README's "single-writer"): the
+    worker's queue ensures that among workers, and this lock extends it to `zipflow
+    process` and anything else that loads. PostgreSQL holds it as a session advisory lock
+    keyed by the table's oid, so stores in other schemas do not wait for each other;
+    SQLite as a lock on a file beside the database. Both go when the process dies.
+    """
+    db = database.obj
+    if isinstance(db, peewee.PostgresqlDatabase):
+        with _advisory_lock(db, table):
+            yield
+    elif db.database in ("", ":memory:"):
+        yield  # a private in-memory store: no other process can load into it
+    else:
+        with open(f"{db.database}.load-lock", "a") as lock_file:
+            try:
+                fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                _log_waiting(db.database)
+                fcntl.flock(lock_file, fcntl.LOCK_EX)
+            yield
+
+
+@contextmanager
+def _advisory_lock(db: peewee.PostgresqlDatabase, table: str) -> Iterator[None]:
+    key = db.execute_sql("SELECT %s::regclass::oid::bigint", (table,)).fetchone()[0]
+    if not db.execute_sql("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()[0]:
+        _log_waiting(f"{db.database} ({table})")
+        db.execute_sql("SELECT pg_advisory_lock(%s)", (key,))
+    try:
+        yield
+    finally:
+        # If the connection is gone, the lock went with it.
+        with suppress(peewee.PeeweeException):
+            db.execute_sql("SELECT pg_advisory_unlock(%s)", (key,))
+
+
+def _log_waiting(store: str) -> None:
+    log.warning("another load into %s is running; waiting for it to finish", store)

@@ -28,7 +28,7 @@ from shared.archive import (
     open_archive,
 )
 from shared.config import OUTPUT_KEY, Settings, image_key
-from shared.db import database, refresh_statistics
+from shared.db import database, load_lock, refresh_statistics
 from shared.load import LoadPlan, apply_plan, plan_load, read_existing, restore_unchanged
 from shared.models import Run, User, utcnow
 from shared.storage import ProcessedStore
@@ -67,20 +67,21 @@ def process(
     error is storage or database trouble that a retry may cure: the run is marked failed
     when the store still answers, and the error is re-raised for the caller to retry.
     """
-    run = _start_run(job, settings.mode)
-    try:
-        with _gc_paused():
-            _load(job, run, settings, store, csv_out, on_progress)
-    except ArchiveError as error:
-        _finish(run, "failed", error=str(error))
-        return run
-    except Exception as error:
+    with load_lock(User._meta.table_name):
+        run = _start_run(job, settings.mode)
         try:
-            _finish(run, "failed", error=f"{type(error).__name__}: {error}")
-        except Exception:
-            log.exception("run %s: could not record the failure", run.id)
-        raise
-    return run
+            with _gc_paused():
+                _load(job, run, settings, store, csv_out, on_progress)
+        except ArchiveError as error:
+            _finish(run, "failed", error=str(error))
+            return run
+        except Exception as error:
+            try:
+                _finish(run, "failed", error=f"{type(error).__name__}: {error}")
+            except Exception:
+                log.exception("run %s: could not record the failure", run.id)
+            raise
+        return run
 
 
 def record_skipped(
@@ -139,8 +140,8 @@ def _load(
     on_progress: Progress | None,
 ) -> None:
     modified_ms = _epoch_ms(job.modified) if job.modified else now_ms()
-    # Loads into one store are single-writer (the worker runs one at a time), so the
-    # store read here is still the store when the transaction below writes.
+    # Loads into one store run one at a time (`load_lock`), so the store read here is
+    # still the store when the transaction below writes.
     existing = read_existing()
     known = {user_id: stored.csv_fingerprint for user_id, stored in existing.items()}
     with open_archive(job.path, settings.limits) as archive:

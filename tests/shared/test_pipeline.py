@@ -12,7 +12,7 @@ import peewee
 import pytest
 
 from shared.config import Settings
-from shared.db import MIGRATIONS, SchemaVersion, database, ensure_schema
+from shared.db import MIGRATIONS, SchemaVersion, database, ensure_schema, load_lock
 from shared.demo import user_csv
 from shared.models import MODELS, Run, User, sort_key
 from shared.pipeline import Job, export_csv, process, record_skipped
@@ -236,6 +236,28 @@ def test_a_reader_sees_the_old_dataset_or_the_new_one_never_a_mix(env, tmp_path)
         done.set()
         reader.join()
     assert counts and set(counts) == {1}
+
+
+def test_a_load_waits_while_another_holds_the_stores_load_lock(env, tmp_path, caplog):
+    """`zipflow process` and a worker on one store: the second load waits for the first."""
+    settings, store = env
+    archive = users_zip(tmp_path / "a.zip", ["1", "2"])
+    runs: list[Run] = []
+
+    def load_elsewhere() -> None:
+        runs.append(process(Job(archive, "a.zip"), settings, store))
+        database.close()
+
+    with load_lock(User._meta.table_name):
+        loader = threading.Thread(target=load_elsewhere)
+        loader.start()
+        loader.join(timeout=1.0)
+        assert loader.is_alive(), "the load ran while the lock was held"
+        assert Run.select().count() == 0
+    loader.join(timeout=30)
+    assert [run.status for run in runs] == ["succeeded"]
+    assert sorted(users()) == ["1", "2"]
+    assert "another load into" in caplog.text
 
 
 def test_record_skipped_keeps_the_reason(env):
