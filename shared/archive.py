@@ -314,24 +314,20 @@ def read_central_directory(data: mmap.mmap) -> list[Member]:
         if signature != _CENTRAL_SIGNATURE:
             raise ArchiveError("corrupt zip archive: bad central directory entry")
         name_start = position + entry_size
-        name = _decode_name(data[name_start : name_start + name_length], flags)
+        raw_name = data[name_start : name_start + name_length]
+        try:
+            # ASCII names read the same in UTF-8 and in the DOS code page, and the UTF-8
+            # decoder is eight times faster, which shows over 200,000 members.
+            name = raw_name.decode(
+                "utf-8" if flags & _UTF8_NAMES or raw_name.isascii() else "cp437"
+            )
+        except UnicodeDecodeError:
+            raise ArchiveError("corrupt zip archive: a member name is not valid UTF-8") from None
         if compressed == 0xFFFFFFFF or size == 0xFFFFFFFF or offset == 0xFFFFFFFF:
             return _members_from_zipfile(data)
         members.append(Member(name, flags, method, crc, compressed, size, offset + shift))
         position = name_start + name_length + extra_length + comment_length
     return members
-
-
-def _decode_name(raw: bytes, flags: int) -> str:
-    """A member name as its flags declare it: UTF-8, or the old DOS code page.
-
-    ASCII names read the same either way and take the fast UTF-8 decoder; the code page
-    decoder is eight times slower, which shows over 200,000 members.
-    """
-    try:
-        return raw.decode("utf-8" if flags & _UTF8_NAMES or raw.isascii() else "cp437")
-    except UnicodeDecodeError:
-        raise ArchiveError("corrupt zip archive: a member name is not valid UTF-8") from None
 
 
 def _zip64_end_record(data: mmap.mmap, end: int) -> tuple[int, int, int, int]:

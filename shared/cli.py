@@ -39,6 +39,11 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     demo.add_argument("--users", type=int, required=True)
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--no-images", action="store_true", help="csv files only")
+    demo.add_argument(
+        "--finder",
+        action="store_true",
+        help="give every entry its __MACOSX/ AppleDouble partner, as macOS Finder does",
+    )
     demo.set_defaults(handler=demo_command)
 
 
@@ -72,7 +77,9 @@ def demo_command(args: argparse.Namespace, settings: Settings) -> int:
     if args.users < 1:
         print("zipflow demo-data: --users must be at least 1", file=sys.stderr)
         return 2
-    write_demo_archive(args.out, args.users, seed=args.seed, images=not args.no_images)
+    write_demo_archive(
+        args.out, args.users, seed=args.seed, images=not args.no_images, finder=args.finder
+    )
     print(f"wrote {args.out} with {args.users} users")
     return 0
 

@@ -40,6 +40,8 @@ LAST_NAMES = (
 BIRTH_RANGE_MS = (-946_771_200_000, 1_451_520_000_000)
 IMAGE_SHARE = 0.9
 NOISE_USERS = 5
+# The header of the resource-fork files macOS writes beside every file it archives.
+APPLE_DOUBLE = b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X        " + bytes(186)
 
 
 def demo_png(rng: random.Random, side: int = 8) -> bytes:
@@ -67,22 +69,36 @@ def user_csv(first_name: str, last_name: str, birthts: int) -> bytes:
     return f"first_name, last_name, birthts\n{names[0]}, {names[1]}, {birthts}\n".encode()
 
 
-def write_demo_archive(path: Path, users: int, seed: int = 0, images: bool = True) -> None:
-    """Write `users` users (ids from 1000) into `path`; the same arguments give the same bytes."""
+def write_demo_archive(
+    path: Path, users: int, seed: int = 0, images: bool = True, finder: bool = False
+) -> None:
+    """Write `users` users (ids from 1000) into `path`; the same arguments give the same bytes.
+
+    `finder` shapes it like the real uploads, made with macOS Finder's Compress: every
+    entry has an AppleDouble partner under `__MACOSX/`, so 100,000 users without images
+    make 200,000 members. Otherwise only the first few users' files have one.
+    """
     rng = random.Random(seed)
     folder = f"src-data-{seed}/"
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         _write(archive, folder, b"", directory=True)
         _write(archive, ".DS_Store", b"\x00\x00\x00\x01Bud1")
+        if finder:
+            _write(archive, f"__MACOSX/._{folder.rstrip('/')}", APPLE_DOUBLE)
         for index in range(users):
             user_id = str(1000 + index)
             first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
             birthts = rng.randrange(*BIRTH_RANGE_MS)
+            names = [f"{user_id}.csv"]
             _write(archive, f"{folder}{user_id}.csv", user_csv(first, last, birthts))
             if images and rng.random() < IMAGE_SHARE:
+                names.append(f"{user_id}.png")
                 _write(archive, f"{folder}{user_id}.png", demo_png(rng))
-            if index < NOISE_USERS:
-                _write(archive, f"__MACOSX/{folder}._{user_id}.csv", b"\x00\x05\x16\x07AppleDouble")
+            if finder:
+                for name in names:
+                    _write(archive, f"__MACOSX/{folder}._{name}", APPLE_DOUBLE)
+            elif index < NOISE_USERS:
+                _write(archive, f"__MACOSX/{folder}._{user_id}.csv", APPLE_DOUBLE)
 
 
 def _write(archive: zipfile.ZipFile, name: str, data: bytes, directory: bool = False) -> None:

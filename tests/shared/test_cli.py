@@ -106,6 +106,19 @@ def test_process_loads_the_sample_layout_with_macos_noise(run_cli, tmp_path):
     assert Path(tmp_path / "data/processed/output.csv").exists()
 
 
+def test_demo_data_finder_gives_every_entry_its_macos_partner(run_cli, tmp_path):
+    archive = tmp_path / "finder.zip"
+    assert run_cli("demo-data", str(archive), "--users", "30", "--finder").returncode == 0
+    names = zipfile.ZipFile(archive).namelist()
+    files = [n for n in names if n.endswith((".csv", ".png")) and not n.startswith("__MACOSX")]
+    partners = [n for n in names if n.startswith("__MACOSX/")]
+    assert sorted(partners) == sorted(
+        ["__MACOSX/._src-data-0"] + [f"__MACOSX/src-data-0/._{n.split('/')[-1]}" for n in files]
+    )
+    summary = json.loads(run_cli("process", str(archive), "--json").stdout)
+    assert (summary["users_in_archive"], summary["rejected"]) == (30, 0)
+
+
 def test_a_large_archive_shows_a_progress_bar_on_a_terminal_only(run_cli, tmp_path, database_url):
     if not database_url.startswith("sqlite"):
         pytest.skip("the bar does not depend on the store")
