@@ -4,6 +4,5 @@ import sys
 
 from zipflow.cli import main
 
-# The guard matters: helper processes that parse large archives import the main module.
 if __name__ == "__main__":
     sys.exit(main())
