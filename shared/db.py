@@ -70,7 +70,9 @@ def ensure_schema(
     """Create missing tables, then apply the migrations this database has not seen.
 
     Safe to call from every process at every start: both steps are idempotent, and the
-    version row is read and written inside one transaction.
+    version row is read and written inside one transaction. When the schema is current it
+    writes nothing, so a process starting while a load holds SQLite's write lock does not
+    fail on it.
     """
     with database.atomic():
         database.create_tables([SchemaVersion, *models], safe=True)
@@ -78,11 +80,13 @@ def ensure_schema(
         if row is None:
             row = SchemaVersion.create(version=1 + len(migrations))
             return row.version
-        migrator = SchemaMigrator.from_database(database.obj)
-        for migration in migrations[row.version - 1 :]:
-            migration(migrator)
-            row.version += 1
-        row.save()
+        pending = migrations[row.version - 1 :]
+        if pending:
+            migrator = SchemaMigrator.from_database(database.obj)
+            for migration in pending:
+                migration(migrator)
+            row.version += len(pending)
+            row.save()
         return row.version
 
 

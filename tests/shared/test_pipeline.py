@@ -2,6 +2,7 @@
 
 import csv
 import io
+import sqlite3
 import threading
 import zlib
 from dataclasses import replace
@@ -12,9 +13,16 @@ import peewee
 import pytest
 
 from shared.config import Settings
-from shared.db import MIGRATIONS, SchemaVersion, database, ensure_schema, load_lock
+from shared.db import (
+    MIGRATIONS,
+    SchemaVersion,
+    database,
+    ensure_schema,
+    load_lock,
+    open_database,
+)
 from shared.demo import user_csv
-from shared.models import MODELS, Run, User, sort_key
+from shared.models import MODELS, Run, User, create_schema, sort_key
 from shared.pipeline import Job, export_csv, process, record_skipped
 from shared.storage import LocalStore
 from tests.shared.zips import IVAN, PNG, make_zip, users_zip
@@ -280,6 +288,24 @@ def test_schema_creation_is_idempotent_and_applies_new_migrations_once(store_db)
     assert applied == [1]
     assert "nickname" in [c.name for c in store_db.get_columns("app_user")]
     assert SchemaVersion.select().count() == 1
+
+
+def test_a_process_starting_while_a_load_writes_to_sqlite_does_not_fail(tmp_path):
+    """Every process calls ensure_schema at start; on a current schema it must not write."""
+    path = tmp_path / "zipflow.db"
+    open_database(f"sqlite:///{path}")
+    create_schema()
+    database.close()
+    writer = sqlite3.connect(path, isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")  # as a load does while it writes its rows
+    writer.execute("UPDATE run SET note = 'busy'")
+    try:
+        open_database(f"sqlite:///{path}")
+        assert create_schema() == 1 + len(MIGRATIONS)
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+        database.close()
 
 
 def test_a_reload_reads_only_the_user_files_that_changed(env, tmp_path):
