@@ -29,7 +29,12 @@ from shared.models import MAX_USER_ID_LENGTH
 
 REQUIRED_COLUMNS = ("first_name", "last_name", "birthts")
 USER_ID = re.compile(rf"[A-Za-z0-9_-]{{1,{MAX_USER_ID_LENGTH}}}")
-INTEGER = re.compile(r"-?[0-9]+")
+# 19 digits hold any 64-bit integer; a longer number is no birth time.
+INTEGER = re.compile(r"-?[0-9]{1,19}")
+# Control characters (NUL, escapes, line breaks) have no place in a name, and PostgreSQL
+# refuses NUL in text outright.
+CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f]")
+MAX_NAME_LENGTH = 200
 EARLIEST_BIRTHTS = -2_208_988_800_000  # 1900-01-01T00:00:00Z
 PROGRESS_EVERY = 10_000
 # A member smaller than this cannot be a meaningful zip bomb whatever its ratio: short
@@ -453,21 +458,40 @@ def parse_user_csv(
     header, row = rows
     if len(row) < len(header):
         raise UserFileError(f"the data row has {len(row)} fields, the header has {len(header)}")
-    first_name = row[first_index].strip()
-    last_name = row[last_index].strip()
+    if len(row) > len(header) and "".join(row[len(header) :]).strip():
+        raise UserFileError(
+            f"the data row has {len(row)} fields, the header has {len(header)}:"
+            " is a name with a comma missing its quotes?"
+        )
+    first_name = _name(row[first_index], "first_name")
+    last_name = _name(row[last_index], "last_name")
     birthts = row[birth_index].strip()
-    if not first_name:
-        raise UserFileError("first_name is empty")
-    if not last_name:
-        raise UserFileError("last_name is empty")
     if INTEGER.fullmatch(birthts) is None:
-        raise UserFileError(f"birthts {birthts!r} is not a whole number of milliseconds")
+        raise UserFileError(
+            f"birthts {_excerpt(birthts)} is not a whole number of milliseconds (up to 19 digits)"
+        )
     birth_ms = int(birthts)
     if birth_ms > now_ms:
         raise UserFileError(f"birthts {birth_ms} lies in the future")
     if birth_ms < EARLIEST_BIRTHTS:
         raise UserFileError(f"birthts {birth_ms} lies before 1900")
     return UserRecord(user_id, first_name, last_name, birth_ms, member, csv_fingerprint)
+
+
+def _name(field: str, column: str) -> str:
+    name = field.strip()
+    if not name:
+        raise UserFileError(f"{column} is empty")
+    if len(name) > MAX_NAME_LENGTH:
+        raise UserFileError(f"{column} is {len(name)} characters long, over {MAX_NAME_LENGTH}")
+    if CONTROL_CHARACTER.search(name):
+        raise UserFileError(f"{column} {_excerpt(name)} holds a control character")
+    return name
+
+
+def _excerpt(value: str) -> str:
+    """A value as a rejection message shows it: quoted, and cut short if it is long."""
+    return repr(value if len(value) <= 40 else value[:40] + "…")
 
 
 @functools.lru_cache(maxsize=64)
@@ -484,7 +508,11 @@ def _column_indexes(header: tuple[str, ...]) -> tuple[int, int, int]:
 def _split_rows(text: str) -> list[list[str]]:
     """CSV rows; text without quotes (nearly every file) skips the csv module's overhead."""
     if '"' in text:
-        return list(csv.reader(io.StringIO(text), skipinitialspace=True))
+        try:
+            # newline=None reads CR, LF and CRLF line ends alike, as the branch below does.
+            return list(csv.reader(io.StringIO(text, newline=None), skipinitialspace=True))
+        except csv.Error as error:
+            raise UserFileError(f"not readable as CSV: {error}") from None
     return [line.split(",") for line in text.replace("\r\n", "\n").replace("\r", "\n").split("\n")]
 
 

@@ -88,6 +88,12 @@ def test_quoted_names_keep_their_commas_and_non_ascii_letters():
         (b"first_name, last_name, birthts\n , B, 1\n", "first_name is empty"),
         (b"first_name, last_name, birthts\nA, , 1\n", "last_name is empty"),
         (b"first_name, last_name, birthts\n\xff\xfe, B, 1\n", "not UTF-8"),
+        (b"first_name,last_name,birthts\nA,B," + b"9" * 5000 + b"\n", "up to 19 digits"),
+        (b"first_name,last_name,birthts\nA\x00,B,1\n", "holds a control character"),
+        (b'first_name,last_name,birthts\n"A\x1b[2J",B,1\n', "holds a control character"),
+        (b"first_name,last_name,birthts\n" + b"A" * 201 + b",B,1\n", "over 200"),
+        (b"birthts,first_name,last_name\n1,Mary,Smith,Jones\n", "a comma missing its quotes"),
+        (b'first_name,last_name,birthts\n"' + b"A" * 200_000 + b'",B,1\n', "not readable"),
     ],
 )
 def test_a_bad_user_file_is_rejected_with_its_reason_and_the_rest_still_load(
@@ -96,6 +102,20 @@ def test_a_bad_user_file_is_rejected_with_its_reason_and_the_rest_still_load(
     contents = read(make_zip(tmp_path / "a.zip", {"d/1.csv": data, "d/2.csv": IVAN}))
     assert [u.user_id for u in contents.users] == ["2"]
     assert reason in reasons(contents)["d/1.csv"]
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b'first_name,last_name,birthts\r"O\'Neil",B,1\r',
+        b'first_name,last_name,birthts\n"O\'Neil",B,1,\n',
+    ],
+    ids=["quoted with CR line ends", "an empty trailing field"],
+)
+def test_quoted_files_with_cr_line_ends_or_a_trailing_comma_load(tmp_path, data):
+    contents = read(make_zip(tmp_path / "a.zip", {"d/1.csv": data}))
+    assert contents.rejections == []
+    assert [(u.first_name, u.last_name, u.birthts) for u in contents.users] == [("O'Neil", "B", 1)]
 
 
 def test_user_ids_that_are_not_plain_identifiers_are_rejected(tmp_path):
