@@ -130,7 +130,7 @@ class Archive:
         try:
             self._check_size()
             self._map = mmap.mmap(self._file.fileno(), 0, access=mmap.ACCESS_READ)
-            self.members = read_central_directory(self._map)
+            self.members = read_central_directory(self._map, limits.max_members)
             self._check_shape()
         except BaseException:
             self.close()
@@ -163,10 +163,6 @@ class Archive:
 
     def _check_shape(self) -> None:
         limits = self.limits
-        if len(self.members) > limits.max_members:
-            raise ArchiveError(
-                f"the archive has {len(self.members)} members, over the limit of {limits.max_members}"
-            )
         total = 0
         for member in self.members:
             if member.size > limits.max_member_bytes:
@@ -275,12 +271,14 @@ def open_archive(path: Path, limits: ArchiveLimits) -> Archive:
     return Archive(path, limits)
 
 
-def read_central_directory(data: mmap.mmap) -> list[Member]:
+def read_central_directory(data: mmap.mmap, max_members: int) -> list[Member]:
     """The archive's members from its central directory, in one pass over packed records.
 
     `zipfile` builds a full ZipInfo per member, which costs seconds for 200,000 members;
-    this reads only the fields loading needs. Archives that need ZIP64 records (over 65,535
-    members or 4 GiB) are handed to `zipfile`, which knows every extension.
+    this reads only the fields loading needs. Members whose entry needs ZIP64 extensions
+    (over 4 GiB) send the whole directory to `zipfile`, which knows every extension. The
+    member count is checked before any entry is read: a hostile directory of millions of
+    tiny entries would otherwise take gigabytes of memory before being refused.
     """
     tail_start = max(0, len(data) - _END_RECORD.size - _MAX_COMMENT)
     end = data.rfind(_END_SIGNATURE, tail_start)
@@ -292,6 +290,7 @@ def read_central_directory(data: mmap.mmap) -> list[Member]:
         count, cd_size, cd_offset, directory_end = _zip64_end_record(data, end)
     if disk != 0:
         raise ArchiveError("multi-part (spanned) zip archives are not supported")
+    _check_member_count(count, max_members)
     # Data prepended to the archive (a self-extractor stub) shifts every offset.
     shift = directory_end - cd_size - cd_offset
     if shift < 0:
@@ -329,10 +328,17 @@ def read_central_directory(data: mmap.mmap) -> list[Member]:
         except UnicodeDecodeError:
             raise ArchiveError("corrupt zip archive: a member name is not valid UTF-8") from None
         if compressed == 0xFFFFFFFF or size == 0xFFFFFFFF or offset == 0xFFFFFFFF:
-            return _members_from_zipfile(data)
+            members = _members_from_zipfile(data)
+            _check_member_count(len(members), max_members)
+            return members
         members.append(Member(name, flags, method, crc, compressed, size, offset + shift))
         position = name_start + name_length + extra_length + comment_length
     return members
+
+
+def _check_member_count(count: int, max_members: int) -> None:
+    if count > max_members:
+        raise ArchiveError(f"the archive has {count} members, over the limit of {max_members}")
 
 
 def _zip64_end_record(data: mmap.mmap, end: int) -> tuple[int, int, int, int]:

@@ -230,6 +230,17 @@ def test_archives_over_the_limits_are_refused(tmp_path, limits, message):
         read(path, limits)
 
 
+def test_the_member_count_is_refused_before_the_directory_is_read(tmp_path):
+    """A directory claiming millions of entries is refused from its end record alone."""
+    data = bytearray(make_zip(tmp_path / "a.zip", {"1.csv": IVAN}).read_bytes())
+    end = data.rindex(b"PK\x05\x06")
+    struct.pack_into("<2H", data, end + 8, 0xFFFE, 0xFFFE)  # entries on disk, entries
+    path = tmp_path / "claims.zip"
+    path.write_bytes(bytes(data))
+    with pytest.raises(ArchiveError, match="65534 members, over the limit of 10"):
+        read(path, ArchiveLimits(max_members=10))
+
+
 def test_a_zip_bomb_is_refused_by_its_compression_ratio(tmp_path):
     path = make_zip(tmp_path / "bomb.zip", {"1.csv": IVAN, "2.png": b"\x00" * (8 * 1024 * 1024)})
     with pytest.raises(ArchiveError, match="zip bomb"):
