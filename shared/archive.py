@@ -118,6 +118,8 @@ class ArchiveContents:
     unchanged: dict[str, "Member"] = field(default_factory=dict)
     # Every user id that has a csv file in the archive, valid or rejected.
     user_ids: set[str] = field(default_factory=set)
+    # User ids whose png is in the archive but rejected (found in two folders).
+    rejected_images: set[str] = field(default_factory=set)
 
 
 class Archive:
@@ -258,7 +260,10 @@ class Archive:
                 images[user_id] = ImageRef(user_id, member, fingerprint(member))
         if on_progress is not None:
             on_progress(total, total)
-        return ArchiveContents(users, images, rejections, total, ignored, unchanged, csv_ids)
+        rejected_images = {stem for stem, _ in png_members} - png_by_user.keys()
+        return ArchiveContents(
+            users, images, rejections, total, ignored, unchanged, csv_ids, rejected_images
+        )
 
 
 def fingerprint(member: Member) -> str:

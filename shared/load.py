@@ -105,12 +105,14 @@ def plan_load(
     mode: str,
     archive_modified_ms: int,
     in_archive: set[str],
+    rejected_images: set[str],
 ) -> LoadPlan:
     """Decide every row's fate.
 
     snapshot: the archive is the whole dataset; users with no csv file in it (`in_archive`
     holds those that have one) are deleted. A user whose file is there but rejected keeps
     their stored row: the upload did not remove them, and a broken file must not lose data.
+    For the same reason a user whose png is there but rejected keeps the image they had.
     merge: nobody is deleted; a row written from a newer archive than this one is kept
     (`kept_newer`), and a user without a png in this archive keeps the image they had.
     """
@@ -120,7 +122,7 @@ def plan_load(
         old = existing.get(user.user_id)
         if image is not None:
             img_path, img_fingerprint = image_path(user.user_id), image.fingerprint
-        elif mode == "merge" and old is not None:
+        elif old is not None and (mode == "merge" or user.user_id in rejected_images):
             img_path, img_fingerprint = old.img_path, old.img_fingerprint
         else:
             img_path, img_fingerprint = None, None

@@ -158,6 +158,7 @@ def _load(
             settings.mode,
             modified_ms,
             contents.user_ids,
+            contents.rejected_images,
         )
         with database.atomic():
             _upload_images(archive, plan.images_to_upload, store, settings.image_upload_threads)
@@ -202,9 +203,16 @@ def _count(run: Run, users: list[UserRecord], contents: ArchiveContents, plan: L
 def _upload_images(
     archive: Archive, images: list[ImageRef], store: ProcessedStore, threads: int
 ) -> None:
-    """Upload in parallel; object stores serve concurrent PUTs far faster than sequential ones."""
+    """Check every image, then upload them in parallel (object stores serve concurrent PUTs
+    far faster than sequential ones).
+
+    Uploads replace the live objects before the rows commit, and a rollback cannot take
+    them back; reading every image first makes a damaged archive fail before any is replaced.
+    """
     if not images:
         return
+    for image in images:
+        archive.read(image.member)
 
     def upload(image: ImageRef) -> None:
         store.put(image_key(image.user_id), archive.read(image.member), "image/png")

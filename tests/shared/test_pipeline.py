@@ -4,6 +4,7 @@ import csv
 import io
 import sqlite3
 import threading
+import zipfile
 import zlib
 from dataclasses import replace
 from datetime import datetime
@@ -175,6 +176,41 @@ def test_a_corrupt_file_fails_its_run_with_a_clear_message_and_changes_nothing(e
     assert (run.status, run.finished_at is not None) == ("failed", True)
     assert "not a zip archive" in run.error
     assert set(users()) == {"1"}
+
+
+def test_a_damaged_image_fails_the_run_before_any_stored_image_is_replaced(env, tmp_path):
+    settings, _ = env
+    first_image, second_image = PNG + b"first", PNG + b"second"
+    load(make_zip(tmp_path / "a.zip", {"d/1.csv": IVAN, "d/1.png": first_image}), env)
+    members = {
+        "d/1.csv": user_csv("Ivan", "Changed", 946674000000),
+        "d/1.png": second_image,
+        "d/2.csv": IVAN,
+        "d/2.png": PNG + b"damaged",
+    }
+    data = bytearray(make_zip(tmp_path / "b.zip", members, zipfile.ZIP_STORED).read_bytes())
+    at = data.index(b"damaged")
+    data[at : at + 7] = b"DAMAGED"
+    damaged = tmp_path / "damaged.zip"
+    damaged.write_bytes(bytes(data))
+
+    # One upload thread: 1.png, good, would be written before 2.png is found damaged.
+    run = process(Job(damaged, "damaged.zip"), replace(settings, image_upload_threads=1), env[1])
+    assert run.status == "failed"
+    assert "d/2.png" in run.error and "CRC-32" in run.error
+    assert (settings.data_dir / "processed/images/1.png").read_bytes() == first_image
+    assert not (settings.data_dir / "processed/images/2.png").exists()
+
+
+def test_a_snapshot_keeps_the_image_of_a_user_whose_png_is_rejected(env, tmp_path):
+    settings, _ = env
+    load(make_zip(tmp_path / "a.zip", {"a/1.csv": IVAN, "a/1.png": PNG}), env)
+    run = load(make_zip(tmp_path / "b.zip", {"a/1.csv": IVAN, "a/1.png": PNG, "b/1.png": PNG}), env)
+    assert run.status == "succeeded"
+    assert {r["member"] for r in run.rejections} == {"a/1.png", "b/1.png"}
+    assert users() == {"1": ("Ivan", "processed/images/1.png")}
+    assert (settings.data_dir / "processed/images/1.png").read_bytes() == PNG
+    assert run.images_deleted == 0
 
 
 class FailingStore(LocalStore):
