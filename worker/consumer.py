@@ -211,16 +211,18 @@ class Consumer:
                 database.close()
 
     def _deliver(self, delivery: Delivery) -> None:
-        what = describe(delivery.body, delivery.kind)
         if delivery.attempt > self.max_deliveries:
+            # The body is not read here: reading it may be what stopped the worker each time.
             log.error(
-                "%s -> dead-lettered: delivered %d times without an outcome "
-                "(the worker stopped or lost its connection each time)",
-                what,
+                "message of type %s, %d bytes -> dead-lettered: delivered %d times without an "
+                "outcome (the worker stopped or lost its connection each time)",
+                delivery.kind or "event",
+                len(delivery.body),
                 delivery.attempt - 1,
             )
             self._settle(delivery, "dead-letter")
             return
+        what = describe(delivery.body, delivery.kind)
         try:
             self.handler.handle(delivery.body, delivery.kind, delivery.redelivered)
         except (EventError, MessageError) as error:

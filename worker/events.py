@@ -58,8 +58,10 @@ def parse_event(body: bytes) -> list[ObjectEvent]:
     """
     try:
         document = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise EventError(f"body is not JSON: {error}") from None
+    except (ValueError, RecursionError) as error:
+        # Besides malformed JSON, json.loads raises ValueError for an integer of more than
+        # 4,300 digits and RecursionError for deeply nested arrays: all are unreadable bodies.
+        raise EventError(f"body is not JSON zipflow can read: {error}") from None
     if not isinstance(document, dict):
         raise EventError("body is not a JSON object")
     records = document.get("Records")

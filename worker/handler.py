@@ -17,7 +17,7 @@ from shared.models import Run
 from shared.pipeline import Job, process, record_skipped
 from shared.storage import ObjectChanged, ProcessedStore, SourceBucket, SourceObject
 from worker.decide import BAD_ARCHIVE_NOTE, abandon_running, event_skip_reason, version_skip_reason
-from worker.events import EventError, ObjectEvent, parse_event
+from worker.events import ObjectEvent, parse_event
 
 log = logging.getLogger("zipflow.worker")
 
@@ -26,17 +26,36 @@ RECONCILE_TYPE = "zipflow.reconcile"
 
 
 def describe(body: bytes, kind: str | None) -> str:
-    """A short name for a message in log lines, whatever its shape."""
+    """A short name for a message in log lines, whatever its shape.
+
+    It never raises: it runs before the message is settled, so an exception here would stop
+    the processing thread on every delivery of that message and stall the queue.
+    """
     try:
         if kind == RECONCILE_TYPE:
             return "reconcile sweep"
         if kind == REPROCESS_TYPE:
-            command = Reprocess.from_body(body)
+            command = parse_command(body)
             return f"reprocess run {command.run_id} {command.key}"
         events = parse_event(body)
-    except (EventError, MessageError):
+        return ", ".join(f"event {e.name} {e.label}" for e in events) or "event with no records"
+    except Exception:
         return "malformed message"
-    return ", ".join(f"event {e.name} {e.label}" for e in events) or "event with no records"
+
+
+def parse_command(body: bytes) -> Reprocess:
+    """The reprocess command in `body`; any body that cannot be read raises `MessageError`.
+
+    Besides malformed JSON, json.loads raises ValueError for an integer of more than 4,300
+    digits and RecursionError for deeply nested arrays; left as they are, the consumer would
+    retry them as if they were transient.
+    """
+    try:
+        return Reprocess.from_body(body)
+    except MessageError:
+        raise
+    except (ValueError, RecursionError) as error:
+        raise MessageError(f"reprocess command is not JSON zipflow can read: {error}") from None
 
 
 class Handler:
@@ -53,7 +72,7 @@ class Handler:
             self.sweep()
             return
         if kind == REPROCESS_TYPE:
-            self.reprocess(Reprocess.from_body(body))
+            self.reprocess(parse_command(body))
             return
         events = parse_event(body)
         if not events:

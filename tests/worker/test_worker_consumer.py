@@ -18,7 +18,7 @@ from worker_support import SlowProxy, minio_event, publish_event, wait_for, writ
 
 from shared.config import OUTPUT_KEY, Settings
 from shared.demo import write_demo_archive
-from shared.messages import publish_reprocess
+from shared.messages import REPROCESS_TYPE, publish_reprocess
 from shared.models import Run, User, queue_run
 
 BIRTH = 631_152_000_000  # 1990-01-01
@@ -229,6 +229,38 @@ def test_malformed_event_is_dead_lettered_at_once(settings, broker, start_worker
     worker.stop()
     assert runs() == []
     assert queue_depths(broker, settings) == (0, 0)
+
+
+def test_bodies_json_cannot_parse_are_dead_lettered_at_once_and_the_worker_goes_on(
+    tmp_path, settings, minio, broker, start_worker, worker_logs
+):
+    # json.loads raises RecursionError on deep nesting and ValueError on a 5,000-digit
+    # integer; either once stopped the worker on every delivery, and the queue stalled.
+    worker = start_worker(settings)
+    deep, huge = b"[" * 100_000, b'{"Records": [], "n": ' + b"1" * 5000 + b"}"
+    publish_event(broker, settings, deep)
+    publish_event(broker, settings, huge)
+    for body in (deep, huge):
+        broker.basic_publish(
+            "", settings.queue, body, pika.BasicProperties(type=REPROCESS_TYPE, delivery_mode=2)
+        )
+    etag = upload(
+        minio, settings, write_zip(tmp_path / "a.zip", {"1": ("Ann", "Lee", BIRTH)}), "a.zip"
+    )
+    publish_event(broker, settings, minio_event(settings.source_bucket, "a.zip", etag))
+
+    [run] = finished_runs(1)
+    assert run.status == "succeeded"
+    assert worker.consumer.processor.is_alive()
+    worker.stop()
+    assert queue_depths(broker, settings) == (0, 4)
+    for _ in range(4):
+        _, properties, _ = broker.basic_get(settings.dead_letter, auto_ack=True)
+        [death] = properties.headers["x-death"]
+        assert death["count"] == 1
+    assert worker_logs.text.count("malformed message -> dead-lettered: malformed:") == 4
+    assert "maximum recursion depth exceeded" in worker_logs.text
+    assert "Exceeds the limit (4300 digits)" in worker_logs.text
 
 
 def test_corrupt_zip_fails_its_run_keeps_the_data_and_is_not_retried(

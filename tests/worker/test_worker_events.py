@@ -69,6 +69,8 @@ def test_no_records_is_an_empty_list() -> None:
     [
         (b"not json", "not JSON"),
         (b"\xff\xfe", "not JSON"),
+        (b"[" * 100_000, "maximum recursion depth exceeded"),
+        (b'{"Records": [], "n": ' + b"1" * 5000 + b"}", "Exceeds the limit (4300 digits)"),
         (b"[1, 2]", "not a JSON object"),
         (b'{"EventName": "s3:ObjectCreated:Put"}', 'no "Records" list'),
         (b'{"Records": [42]}', "Records[0] is not an object"),

@@ -1,15 +1,19 @@
-"""The handler on its own, against moto: what it does when the object moves under it."""
+"""The handler on its own, against moto: what it does when the object moves under it, and
+with bodies it cannot read."""
 
 import io
 from pathlib import Path
 
+import pytest
 from minio import Minio
 from worker_support import write_zip
 
 from shared.config import Settings
+from shared.messages import REPROCESS_TYPE, MessageError
 from shared.models import Run, User
 from shared.storage import MinioStore, SourceBucket
-from worker.handler import Handler
+from worker.events import EventError
+from worker.handler import Handler, describe
 
 
 def test_a_version_replaced_after_its_check_is_skipped_not_loaded_under_the_old_etag(
@@ -33,3 +37,24 @@ def test_a_version_replaced_after_its_check_is_skipped_not_loaded_under_the_old_
     assert loaded.status == "succeeded"
     assert [u.user_id for u in User.select()] == ["2"]
     assert Run.select().count() == 2
+
+
+@pytest.mark.parametrize(
+    ("body", "kind"),
+    [
+        (b"[" * 100_000, None),
+        (b"[" * 100_000, REPROCESS_TYPE),
+        (b'{"Records": [], "n": ' + b"1" * 5000 + b"}", None),
+        (
+            b'{"command": "reprocess", "run_id": ' + b"1" * 5000 + b', "key": "a.zip"}',
+            REPROCESS_TYPE,
+        ),
+    ],
+)
+def test_a_body_json_cannot_parse_is_malformed_for_the_log_and_the_handler(
+    db, settings: Settings, body: bytes, kind: str | None
+) -> None:
+    assert describe(body, kind) == "malformed message"
+    handler = Handler(settings, source=None, store=None)
+    with pytest.raises((EventError, MessageError), match="is not JSON zipflow can read"):
+        handler.handle(body, kind, redelivered=False)
