@@ -495,7 +495,9 @@ def _name(field: str, column: str) -> str:
         raise UserFileError(f"{column} is empty")
     if len(name) > MAX_NAME_LENGTH:
         raise UserFileError(f"{column} is {len(name)} characters long, over {MAX_NAME_LENGTH}")
-    if CONTROL_CHARACTER.search(name):
+    # isprintable() clears nearly every name at once; it also refuses harmless characters
+    # (a no-break space, a zero-width joiner), so for those the pattern decides.
+    if not name.isprintable() and CONTROL_CHARACTER.search(name):
         raise UserFileError(f"{column} {_excerpt(name)} holds a control character")
     return name
 
