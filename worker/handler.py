@@ -58,6 +58,16 @@ def parse_command(body: bytes) -> Reprocess:
         raise MessageError(f"reprocess command is not JSON zipflow can read: {error}") from None
 
 
+def retries(run: Run, redelivered: bool) -> bool:
+    """Whether a redelivered command's failed run is tried again.
+
+    A transient failure marks the run failed and sends the command back to the queue, so a
+    redelivery finds it failed; it is retried until the consumer's delivery limit. A bad
+    archive fails for good and is not tried again.
+    """
+    return redelivered and run.status == "failed" and run.note != BAD_ARCHIVE_NOTE
+
+
 class Handler:
     """Turns events, reprocess commands and sweeps into pipeline runs, one at a time."""
 
@@ -72,7 +82,7 @@ class Handler:
             self.sweep()
             return
         if kind == REPROCESS_TYPE:
-            self.reprocess(parse_command(body))
+            self.reprocess(parse_command(body), redelivered)
             return
         events = parse_event(body)
         if not events:
@@ -101,7 +111,7 @@ class Handler:
             return
         self.load(obj, what, "event")
 
-    def reprocess(self, command: Reprocess) -> None:
+    def reprocess(self, command: Reprocess, redelivered: bool) -> None:
         """Run the pipeline on the named key even when that version was processed already."""
         what = f"reprocess run {command.run_id} {self.settings.source_bucket}/{command.key}"
         log.info("%s -> received", what)
@@ -109,7 +119,7 @@ class Handler:
         if queued is None:
             log.info("%s -> skipped: run %d does not exist", what, command.run_id)
             return
-        if queued.status not in ("queued", "running"):
+        if not (queued.status in ("queued", "running") or retries(queued, redelivered)):
             log.info("%s -> skipped: run already %s", what, queued.status)
             return
         obj = self.source.stat(command.key)

@@ -76,12 +76,13 @@ def start_worker(db: peewee.Database, minio: Minio, broker: object) -> Iterator[
     """Start a worker thread for given settings; it is stopped after the test."""
     started: list[RunningWorker] = []
 
-    def start(settings: Settings) -> RunningWorker:
+    def start(settings: Settings, store: MinioStore | None = None) -> RunningWorker:
+        """`store` replaces the processed bucket's, for tests that make it fail."""
         client = minio_client(settings)
         handler = Handler(
             settings,
             SourceBucket(client, settings.source_bucket),
-            MinioStore(client, settings.processed_bucket),
+            store or MinioStore(client, settings.processed_bucket),
         )
         consumer = Consumer(
             settings,

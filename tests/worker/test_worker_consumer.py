@@ -20,6 +20,7 @@ from shared.config import OUTPUT_KEY, Settings
 from shared.demo import write_demo_archive
 from shared.messages import REPROCESS_TYPE, publish_reprocess
 from shared.models import Run, User, queue_run
+from shared.storage import MinioStore
 
 BIRTH = 631_152_000_000  # 1990-01-01
 
@@ -308,6 +309,59 @@ def test_reprocess_command_fills_the_queued_run_even_when_processed(
     assert again.status == "succeeded", again.error
     assert again.trigger == "reprocess"
     assert again.etag == etag
+
+
+class FailingStore(MinioStore):
+    """The processed bucket, unreachable for its first `failures` uploads, as in a MinIO restart."""
+
+    def __init__(self, minio: Minio, bucket: str, failures: int) -> None:
+        super().__init__(minio, bucket)
+        self.failures = failures
+
+    def put(self, key: str, data: bytes, content_type: str) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise ConnectionError("MinIO unreachable")
+        super().put(key, data, content_type)
+
+
+def test_reprocess_that_failed_transiently_is_retried_on_redelivery(
+    tmp_path, settings, minio, broker, start_worker, worker_logs
+):
+    start_worker(settings, FailingStore(minio, settings.processed_bucket, failures=1))
+    path = write_zip(tmp_path / "a.zip", {"1": ("Ann", "Lee", BIRTH)}, {"1": b"png-1"})
+    upload(minio, settings, path, "a.zip")
+    queued = queue_run(f"{settings.source_bucket}/a.zip", "reprocess")
+    publish_reprocess(settings, queued.id, "a.zip")
+
+    run = wait_for(
+        lambda: Run.get_or_none(Run.id == queued.id, Run.status == "succeeded"),
+        what="the retried reprocess",
+    )
+    assert "failed (delivery 1 of 3), retrying in" in worker_logs.text
+    assert run.error is None
+    assert user_names() == {"1": "Ann"}
+    assert Run.select().count() == 1
+
+
+def test_reprocess_that_keeps_failing_is_dead_lettered_at_the_delivery_limit(
+    tmp_path, settings, minio, broker, start_worker, worker_logs
+):
+    worker = start_worker(settings, FailingStore(minio, settings.processed_bucket, failures=99))
+    path = write_zip(tmp_path / "a.zip", {"1": ("Ann", "Lee", BIRTH)}, {"1": b"png-1"})
+    upload(minio, settings, path, "a.zip")
+    queued = queue_run(f"{settings.source_bucket}/a.zip", "reprocess")
+    publish_reprocess(settings, queued.id, "a.zip")
+
+    wait_for(
+        lambda: broker.queue_declare(settings.dead_letter, passive=True).method.message_count == 1,
+        what="the dead letter",
+    )
+    assert "failed (delivery 2 of 3), retrying in" in worker_logs.text
+    assert "dead-lettered after 3 deliveries" in worker_logs.text
+    assert Run.get_by_id(queued.id).error == "ConnectionError: MinIO unreachable"
+    worker.stop()
+    assert queue_depths(broker, settings) == (0, 1)
 
 
 def test_reprocess_of_a_missing_key_is_recorded_as_skipped(settings, broker, start_worker):

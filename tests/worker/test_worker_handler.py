@@ -9,9 +9,10 @@ from minio import Minio
 from worker_support import write_zip
 
 from shared.config import Settings
-from shared.messages import REPROCESS_TYPE, MessageError
-from shared.models import Run, User
+from shared.messages import REPROCESS_TYPE, MessageError, Reprocess
+from shared.models import Run, User, queue_run
 from shared.storage import MinioStore, SourceBucket
+from worker.decide import BAD_ARCHIVE_NOTE
 from worker.events import EventError
 from worker.handler import Handler, describe
 
@@ -58,3 +59,24 @@ def test_a_body_json_cannot_parse_is_malformed_for_the_log_and_the_handler(
     handler = Handler(settings, source=None, store=None)
     with pytest.raises((EventError, MessageError), match="is not JSON zipflow can read"):
         handler.handle(body, kind, redelivered=False)
+
+
+def test_a_redelivered_reprocess_of_a_bad_archive_is_not_tried_again(
+    db, minio: Minio, settings: Settings, worker_logs
+) -> None:
+    handler = Handler(
+        settings,
+        SourceBucket(minio, settings.source_bucket),
+        MinioStore(minio, settings.processed_bucket),
+    )
+    minio.put_object(settings.source_bucket, "bad.zip", io.BytesIO(b"not a zip"), 9)
+    queued = queue_run(f"{settings.source_bucket}/bad.zip", "reprocess")
+    body = Reprocess(queued.id, "bad.zip").to_body()
+
+    handler.handle(body, REPROCESS_TYPE, redelivered=False)
+    failed = Run.get_by_id(queued.id)
+    handler.handle(body, REPROCESS_TYPE, redelivered=True)
+
+    assert (failed.status, failed.note) == ("failed", BAD_ARCHIVE_NOTE)
+    assert Run.get_by_id(queued.id).finished_at == failed.finished_at
+    assert "skipped: run already failed" in worker_logs.text
