@@ -236,7 +236,9 @@ def _requested_key(req: falcon.Request) -> str | None:
         )
     try:
         body = req.get_media()
-    except falcon.MediaMalformedError:
+    except (falcon.MediaMalformedError, RecursionError):
+        # Falcon turns most of json.loads's errors into MediaMalformedError, but not the
+        # RecursionError of deeply nested arrays.
         raise params.InvalidParameter("body", "is not valid JSON") from None
     if not isinstance(body, dict):
         raise params.InvalidParameter("body", 'must be a JSON object like {"key": "archive.zip"}')

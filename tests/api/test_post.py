@@ -114,6 +114,8 @@ def test_broker_refusal_is_503_and_the_run_is_marked_failed(
     ("body", "parameter"),
     [
         (b"{not json", "body"),
+        (b"[" * 50_000, "body"),
+        (b'{"key": ' + b"1" * 5000 + b"}", "body"),
         (b"[1, 2]", "body"),
         (b"null", "body"),
         (b'{"key": 5}', "key"),
