@@ -110,5 +110,11 @@ def output_format(req: falcon.Request) -> str:
         if raw not in FORMATS:
             raise InvalidParameter("format", f"must be one of {', '.join(FORMATS)}, not {raw!r}")
         return raw
-    preferred = req.client_prefers(["application/json", "text/csv"])
+    # Media types are case-insensitive; Falcon's matching is not, so compare in lower case.
+    try:
+        preferred = falcon.mediatypes.best_match(
+            ["application/json", "text/csv"], req.accept.lower()
+        )
+    except ValueError:  # an Accept header that does not parse: the default, as Falcon does
+        preferred = ""
     return "csv" if preferred == "text/csv" else "json"

@@ -234,12 +234,7 @@ def _requested_key(req: falcon.Request) -> str | None:
         raise falcon.HTTPUnsupportedMediaType(
             description='send {"key": "..."} as application/json, or a zip as application/zip'
         )
-    try:
-        body = req.get_media()
-    except (falcon.MediaMalformedError, RecursionError):
-        # Falcon turns most of json.loads's errors into MediaMalformedError, but not the
-        # RecursionError of deeply nested arrays.
-        raise params.InvalidParameter("body", "is not valid JSON") from None
+    body = _json_body(req)
     if not isinstance(body, dict):
         raise params.InvalidParameter("body", 'must be a JSON object like {"key": "archive.zip"}')
     unknown = sorted(set(body) - {"key"})
@@ -254,6 +249,20 @@ def _requested_key(req: falcon.Request) -> str | None:
             f"must be an object key of 1 to {MAX_KEY_LENGTH} characters, none of them control characters",
         )
     return key
+
+
+def _json_body(req: falcon.Request) -> Any:
+    """The body parsed as UTF-8 JSON.
+
+    Parsed here, not with `req.get_media()`: Falcon picks its media handler by the
+    Content-Type as sent, so "Application/JSON" would be a 415, while media types are
+    case-insensitive. Besides malformed JSON and UTF-8, json.loads raises ValueError for an
+    integer of more than 4,300 digits and RecursionError for deeply nested arrays.
+    """
+    try:
+        return json.loads(req.bounded_stream.read().decode())
+    except (ValueError, RecursionError):
+        raise params.InvalidParameter("body", "is not valid JSON") from None
 
 
 def require_token(req: falcon.Request, token: str) -> None:

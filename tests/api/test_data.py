@@ -204,6 +204,13 @@ def test_csv_by_accept_header_uses_the_output_csv_layout(
     assert [row[0] for row in rows[1:]] == NUMERIC_ORDER
 
 
+@pytest.mark.parametrize("accept", ["TEXT/CSV", "Text/Csv; q=1, application/json; q=0.5"])
+def test_the_accept_header_is_matched_in_any_case(client: TestClient, accept: str) -> None:
+    result = client.simulate_get("/data", query_string="limit=1", headers={"Accept": accept})
+    assert result.headers["content-type"] == "text/csv; charset=utf-8"
+    assert result.text.splitlines()[0] == "user_id,first_name,last_name,birthts,img_path"
+
+
 def test_csv_matches_the_pipelines_output_csv(
     client: TestClient, settings: Settings, minio: Minio
 ) -> None:

@@ -78,6 +78,18 @@ def test_reprocess_a_named_key(
     assert body["run_id"] == result.json["run_id"]
 
 
+@pytest.mark.parametrize("content_type", ["Application/JSON", "APPLICATION/JSON; Charset=UTF-8"])
+def test_the_json_media_type_is_matched_in_any_case(
+    client: TestClient, channel, settings: Settings, content_type: str
+) -> None:
+    result = client.simulate_post(
+        "/data", body=json.dumps({"key": SOURCE_KEY}), headers={"Content-Type": content_type}
+    )
+    assert result.status_code == 202, result.text
+    body, _ = take_message(channel, settings)
+    assert body["key"] == SOURCE_KEY
+
+
 def test_reprocess_of_a_missing_key_is_404_and_queues_nothing(
     client: TestClient, channel, settings: Settings
 ) -> None:
