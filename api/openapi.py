@@ -40,6 +40,13 @@ NEXT_LINK = {
     }
 }
 UNAVAILABLE = _error("The store or object storage does not answer; retry later.")
+BAD_PARAMETER = _error(
+    "A parameter is invalid, or is not one this endpoint takes; `parameter` names it."
+)
+# Every endpoint refuses query parameters it does not list, these included.
+NO_PARAMETERS = _error(
+    "A query parameter was given; this endpoint takes none. `parameter` names it."
+)
 USER_ID = {
     "name": "user_id",
     "in": "path",
@@ -229,7 +236,7 @@ PATHS: dict[str, Any] = {
                         },
                     },
                 },
-                "400": _error("A parameter is invalid; `parameter` names it."),
+                "400": BAD_PARAMETER,
                 "503": UNAVAILABLE,
             },
         },
@@ -272,7 +279,8 @@ PATHS: dict[str, Any] = {
                     },
                 },
                 "400": _error(
-                    "The body is not what this endpoint takes; `parameter` names the part."
+                    "The body is not what this endpoint takes, or a query parameter was given "
+                    "(it takes none); `parameter` names the part."
                 ),
                 "401": _error("ZIPFLOW_API_TOKEN is set and the bearer token is missing or wrong."),
                 "404": _error("body.key names no object in the source bucket."),
@@ -292,6 +300,7 @@ PATHS: dict[str, Any] = {
             "parameters": [USER_ID],
             "responses": {
                 "200": _json(_ref("User"), "The user."),
+                "400": NO_PARAMETERS,
                 "404": _error("No such user."),
                 "503": UNAVAILABLE,
             },
@@ -306,6 +315,7 @@ PATHS: dict[str, Any] = {
                     "description": "The png bytes.",
                     "content": {"image/png": {"schema": {"type": "string", "format": "binary"}}},
                 },
+                "400": NO_PARAMETERS,
                 "404": _error("No such user, or the user has no image."),
                 "503": UNAVAILABLE,
             },
@@ -317,7 +327,7 @@ PATHS: dict[str, Any] = {
             "parameters": FILTERS,
             "responses": {
                 "200": _json(_ref("Stats"), "The figures, and the filters applied."),
-                "400": _error("A parameter is invalid; `parameter` names it."),
+                "400": BAD_PARAMETER,
                 "503": UNAVAILABLE,
             },
         }
@@ -345,7 +355,7 @@ PATHS: dict[str, Any] = {
                         "application/json": {"schema": {"type": "array", "items": _ref("Run")}}
                     },
                 },
-                "400": _error("A parameter is invalid; `parameter` names it."),
+                "400": BAD_PARAMETER,
                 "503": UNAVAILABLE,
             },
         }
@@ -363,6 +373,7 @@ PATHS: dict[str, Any] = {
             ],
             "responses": {
                 "200": _json(_ref("Run"), "The run."),
+                "400": NO_PARAMETERS,
                 "404": _error("No such run."),
                 "503": UNAVAILABLE,
             },
@@ -371,7 +382,10 @@ PATHS: dict[str, Any] = {
     "/health": {
         "get": {
             "summary": "The process is up.",
-            "responses": {"200": _json(_ref("Status"), "Always ok while the process serves.")},
+            "responses": {
+                "200": _json(_ref("Status"), "Always ok while the process serves."),
+                "400": NO_PARAMETERS,
+            },
         }
     },
     "/ready": {
@@ -379,6 +393,7 @@ PATHS: dict[str, Any] = {
             "summary": "The store answers queries.",
             "responses": {
                 "200": _json(_ref("Status"), "Ready."),
+                "400": NO_PARAMETERS,
                 "503": _json(_ref("Status"), "Not ready; `reason` says why."),
             },
         }
@@ -386,7 +401,10 @@ PATHS: dict[str, Any] = {
     "/openapi.json": {
         "get": {
             "summary": "This document.",
-            "responses": {"200": _json({"type": "object"}, "The OpenAPI 3.1 document.")},
+            "responses": {
+                "200": _json({"type": "object"}, "The OpenAPI 3.1 document."),
+                "400": NO_PARAMETERS,
+            },
         }
     },
 }

@@ -1,6 +1,8 @@
 """Query parameters: parsed strictly, so a bad one is a 400 that names it, never a guess.
 
-/data and /stats share the filter parameters; paging and format belong to listings.
+/data and /stats share the filter parameters; paging and format belong to listings. Every
+responder first calls `accept_only` with the parameters it takes, so an unknown one is a
+400 too.
 """
 
 import re
@@ -19,6 +21,9 @@ FORMATS = ("json", "csv")
 WHOLE_NUMBER = re.compile(r"-?[0-9]{1,12}")
 # Text without control characters; the OpenAPI document publishes the same pattern.
 PLAIN_TEXT = r"^[^\u0000-\u001f\u007f-\u009f]+$"
+FILTER_PARAMETERS = ("is_image_exists", "min_age", "max_age")
+LISTING_PARAMETERS = (*FILTER_PARAMETERS, "limit", "after", "format")
+RUNS_PARAMETERS = ("limit", "before")
 
 
 class InvalidParameter(falcon.HTTPBadRequest):
@@ -32,6 +37,18 @@ class InvalidParameter(falcon.HTTPBadRequest):
         body = super().to_dict(obj_type)
         body["parameter"] = self.parameter
         return body
+
+
+def accept_only(req: falcon.Request, accepted: tuple[str, ...]) -> None:
+    """Refuse the first query parameter not in `accepted`.
+
+    Ignored, a misspelt filter (min_ag=30) would get an answer for every user, as if the
+    filter had been applied.
+    """
+    for name in req.params:
+        if name not in accepted:
+            takes = f"it takes {', '.join(accepted)}" if accepted else "it takes none"
+            raise InvalidParameter(name, f"is not a query parameter of {req.path}; {takes}")
 
 
 def _single(req: falcon.Request, name: str) -> str | None:

@@ -136,7 +136,7 @@ def csv_stream(rows: Iterable[UserRow]) -> Iterator[bytes]:
 def _next_link(req: falcon.Request, resp: falcon.Response, cursor: str, value: str) -> None:
     query = {name: value for name, value in req.params.items() if name != cursor}
     query[cursor] = value
-    resp.append_header("Link", f'<{req.path}?{urlencode(query)}>; rel="next"')
+    resp.append_header("Link", f'<{req.path}?{urlencode(query, doseq=True)}>; rel="next"')
 
 
 class DataResource:
@@ -146,6 +146,7 @@ class DataResource:
         self.services = services
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        params.accept_only(req, params.LISTING_PARAMETERS)
         where = params.user_filter(req)
         limit = params.whole_number(req, "limit", 1, params.MAX_PAGE)
         after = params.user_cursor(req)
@@ -166,6 +167,7 @@ class DataResource:
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         require_token(req, self.services.settings.api_token)
+        params.accept_only(req, ())
         if req.content_type and req.content_type.split(";")[0].strip().lower() == "application/zip":
             self._store_upload(req, resp)
         else:
@@ -294,6 +296,7 @@ class UserResource:
         self.services = services
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, user_id: str) -> None:
+        params.accept_only(req, ())
         resp.media = user_json(_user_or_404(user_id), ymd(self.services.today()))
 
 
@@ -304,6 +307,7 @@ class UserImageResource:
         self.services = services
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, user_id: str) -> None:
+        params.accept_only(req, ())
         row = _user_or_404(user_id)
         data = self.services.images.get(image_key(user_id)) if row[-1] else None
         if data is None:
@@ -319,6 +323,7 @@ class StatsResource:
         self.services = services
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        params.accept_only(req, params.FILTER_PARAMETERS)
         where = params.user_filter(req)
         stats = user_stats(where, self.services.today())
         resp.media = {
@@ -338,6 +343,7 @@ class RunsResource:
     """/runs: processing runs, newest first, paged with `before`."""
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        params.accept_only(req, params.RUNS_PARAMETERS)
         limit = params.whole_number(req, "limit", 1, RUNS_PAGE_MAX) or RUNS_PAGE_DEFAULT
         before = params.whole_number(req, "before", 1, params.MAX_RUN_ID)
         runs, more = runs_page(limit, before)
@@ -350,6 +356,7 @@ class RunResource:
     """/runs/{run_id}: one run."""
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, run_id: int) -> None:
+        params.accept_only(req, ())
         run = get_run(run_id)
         if run is None:
             raise falcon.HTTPNotFound(description=f"no run {run_id}")
@@ -360,6 +367,7 @@ class HealthResource:
     """/health: the process is up and serving."""
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        params.accept_only(req, ())
         resp.media = {"status": "ok"}
 
 
@@ -367,6 +375,7 @@ class ReadyResource:
     """/ready: the store answers a query, so the data endpoints can work."""
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        params.accept_only(req, ())
         reason = store_problem()
         if reason is not None:
             resp.status = falcon.HTTP_503
@@ -399,5 +408,6 @@ class OpenApiResource:
         self.body = json.dumps(document, ensure_ascii=False).encode()
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        params.accept_only(req, ())
         resp.content_type = JSON_TYPE
         resp.data = self.body

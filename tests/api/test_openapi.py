@@ -61,6 +61,21 @@ def test_document_describes_every_route_and_nothing_else(client: TestClient) -> 
     assert app_operations(client.app) == documented
 
 
+def test_every_operation_takes_exactly_its_documented_query_parameters(
+    client: TestClient,
+) -> None:
+    """Documented parameters are accepted and the first other one is refused, wherever it is."""
+    for path, item in DOCUMENT["paths"].items():
+        url = path.replace("{user_id}", "1").replace("{run_id}", "1")
+        for method, operation in item.items():
+            names = [p["name"] for p in operation.get("parameters", []) if p["in"] == "query"]
+            query = "&".join(f"{name}=1" for name in [*names, "undocumented"])
+            result = client.simulate_request(method.upper(), url, query_string=query)
+            assert result.status_code == 400, (method, path)
+            assert result.json["parameter"] == "undocumented", (method, path)
+            conforms(result, path, method)
+
+
 def conforms(result, path: str, method: str = "get") -> None:
     """The response body validates against the schema the document gives for its status."""
     response = DOCUMENT["paths"][path][method]["responses"][str(result.status_code)]

@@ -1,4 +1,5 @@
-"""Every bad parameter is a 400 with a JSON body naming it, on /data and /stats alike."""
+"""Every bad parameter is a 400 with a JSON body naming it, on /data and /stats alike, and so
+is a parameter an endpoint does not take, on every endpoint."""
 
 from pathlib import Path
 
@@ -78,3 +79,47 @@ def test_good_edge_values_are_accepted(client: TestClient) -> None:
         "is_image_exists=TRUE",
     ):
         assert client.simulate_get("/data", query_string=query).status_code == 200, query
+
+
+@pytest.mark.parametrize(
+    ("path", "query", "parameter"),
+    [
+        ("/stats", "min_ag=30", "min_ag"),
+        ("/stats", "limit=5", "limit"),
+        ("/data", "limit=2&is_image=true", "is_image"),
+        ("/data", "min_age=20&Min_Age=30", "Min_Age"),
+        ("/runs", "limit=1&after=3", "after"),
+        ("/runs/1", "verbose", "verbose"),
+        ("/data/1", "format=csv", "format"),
+        ("/data/1/image", "size=64", "size"),
+        ("/health", "check=deep", "check"),
+        ("/ready", "x=1", "x"),
+        ("/openapi.json", "v=2", "v"),
+    ],
+)
+def test_unknown_parameter_is_a_400_naming_it(
+    client: TestClient, path: str, query: str, parameter: str
+) -> None:
+    assert_names(client.simulate_get(path, query_string=query), parameter)
+
+
+def test_unknown_parameter_error_says_what_the_endpoint_takes(client: TestClient) -> None:
+    result = client.simulate_get("/stats", query_string="min_ag=30")
+    assert result.json == {
+        "title": "Invalid parameter",
+        "description": "min_ag: is not a query parameter of /stats; "
+        "it takes is_image_exists, min_age, max_age",
+        "parameter": "min_ag",
+    }
+    health = client.simulate_get("/health", query_string="check=deep")
+    assert health.json["description"] == "check: is not a query parameter of /health; it takes none"
+
+
+def test_link_header_keeps_the_filters_and_repeats_never_reach_it(client: TestClient) -> None:
+    result = client.simulate_get("/data", query_string="min_age=20&is_image_exists=true&limit=1")
+    assert result.headers["link"] == (
+        '</data?min_age=20&is_image_exists=true&limit=1&after=1>; rel="next"'
+    )
+    repeated = client.simulate_get("/data", query_string="limit=1&after=1&after=2")
+    assert_names(repeated, "after")
+    assert "link" not in repeated.headers

@@ -90,6 +90,18 @@ def test_the_json_media_type_is_matched_in_any_case(
     assert body["key"] == SOURCE_KEY
 
 
+def test_a_query_parameter_is_a_400_and_queues_nothing(
+    client: TestClient, channel, settings: Settings
+) -> None:
+    # Ignored, ?key= would reprocess the newest zip instead of the one asked for.
+    runs_before = Run.select().count()
+    result = client.simulate_post("/data", query_string="key=old/a.zip")
+    assert result.status_code == 400
+    assert result.json["parameter"] == "key"
+    assert Run.select().count() == runs_before
+    assert queue_is_empty(channel, settings)
+
+
 def test_reprocess_of_a_missing_key_is_404_and_queues_nothing(
     client: TestClient, channel, settings: Settings
 ) -> None:
