@@ -42,8 +42,10 @@ class Reprocess:
     def from_body(cls, body: bytes) -> "Reprocess":
         try:
             data = json.loads(body)
-        except (UnicodeDecodeError, json.JSONDecodeError) as error:
-            raise MessageError(f"reprocess command is not JSON: {error}") from None
+        except (ValueError, RecursionError) as error:
+            # Besides malformed JSON, json.loads raises ValueError for an integer of more
+            # than 4,300 digits and RecursionError for deeply nested arrays.
+            raise MessageError(f"reprocess command is not JSON zipflow can read: {error}") from None
         if not isinstance(data, dict) or data.get("command") != "reprocess":
             raise MessageError('reprocess command must be an object with "command": "reprocess"')
         run_id, key = data.get("run_id"), data.get("key")

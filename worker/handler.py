@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from shared.config import Settings
-from shared.messages import REPROCESS_TYPE, MessageError, Reprocess
+from shared.messages import REPROCESS_TYPE, Reprocess
 from shared.models import Run
 from shared.pipeline import Job, process, record_skipped
 from shared.storage import ObjectChanged, ProcessedStore, SourceBucket, SourceObject
@@ -35,27 +35,12 @@ def describe(body: bytes, kind: str | None) -> str:
         if kind == RECONCILE_TYPE:
             return "reconcile sweep"
         if kind == REPROCESS_TYPE:
-            command = parse_command(body)
+            command = Reprocess.from_body(body)
             return f"reprocess run {command.run_id} {command.key}"
         events = parse_event(body)
         return ", ".join(f"event {e.name} {e.label}" for e in events) or "event with no records"
     except Exception:
         return "malformed message"
-
-
-def parse_command(body: bytes) -> Reprocess:
-    """The reprocess command in `body`; any body that cannot be read raises `MessageError`.
-
-    Besides malformed JSON, json.loads raises ValueError for an integer of more than 4,300
-    digits and RecursionError for deeply nested arrays; left as they are, the consumer would
-    retry them as if they were transient.
-    """
-    try:
-        return Reprocess.from_body(body)
-    except MessageError:
-        raise
-    except (ValueError, RecursionError) as error:
-        raise MessageError(f"reprocess command is not JSON zipflow can read: {error}") from None
 
 
 def retries(run: Run, redelivered: bool) -> bool:
@@ -82,7 +67,7 @@ class Handler:
             self.sweep()
             return
         if kind == REPROCESS_TYPE:
-            self.reprocess(parse_command(body), redelivered)
+            self.reprocess(Reprocess.from_body(body), redelivered)
             return
         events = parse_event(body)
         if not events:
