@@ -30,15 +30,20 @@ log = logging.getLogger("zipflow.worker")
 S3_TROUBLE = (MinioException, HTTPError, OSError)
 
 
-def add_commands(subparsers: argparse._SubParsersAction) -> None:
-    worker = subparsers.add_parser(
-        "worker", help="process each zip the moment MinIO announces it on RabbitMQ"
-    )
-    worker.add_argument(
+def add_options(parser: argparse.ArgumentParser) -> None:
+    """The options of `zipflow worker`, shared with `python -m worker`."""
+    parser.add_argument(
         "--check",
         action="store_true",
         help="exit 0 if the queue exists and a worker consumes it, 1 if not (a health check)",
     )
+
+
+def add_commands(subparsers: argparse._SubParsersAction) -> None:
+    worker = subparsers.add_parser(
+        "worker", help="process each zip the moment MinIO announces it on RabbitMQ"
+    )
+    add_options(worker)
     worker.set_defaults(handler=run_worker)
 
     setup = subparsers.add_parser(
@@ -58,9 +63,9 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     reprocess.set_defaults(handler=run_reprocess)
 
 
-def run_worker(args: argparse.Namespace | None, settings: Settings) -> int:
+def run_worker(args: argparse.Namespace, settings: Settings) -> int:
     """Consume until SIGTERM or Ctrl-C; a second signal abandons the message in hand."""
-    if args is not None and args.check:
+    if args.check:
         return check_consumed(settings)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     # The worker logs one line per event outcome, carrying the pipeline's counts.

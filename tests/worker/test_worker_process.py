@@ -146,3 +146,26 @@ def test_second_sigterm_abandons_the_message_for_redelivery(
     assert worker.wait(timeout=30) == 0
     assert User.select().count() == 0
     assert depths(broker, settings) == (1, 0)
+
+
+def test_python_m_worker_takes_the_options_of_zipflow_worker(settings, s3_endpoint, broker):
+    """`python -m worker --check` is the health check, not a worker that never exits."""
+    env = worker_env(settings, s3_endpoint)
+    check = subprocess.run(
+        [sys.executable, "-m", "worker", "--check"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert check.returncode == 1
+    assert "does not exist" in check.stderr
+    typo = subprocess.run(
+        [sys.executable, "-m", "worker", "--chek"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert typo.returncode == 2
+    assert "unrecognized arguments: --chek" in typo.stderr
