@@ -32,6 +32,8 @@ Migration = Callable[[SchemaMigrator], None]
 # function that calls `playhouse.migrate.migrate(migrator.add_column(...), ...)`; never
 # edit or remove one that has shipped.
 MIGRATIONS: list[Migration] = []
+# Any fixed number: the PostgreSQL advisory lock that schema changes take, one at a time.
+SCHEMA_LOCK_KEY = 7_246_120
 
 
 class SchemaVersion(peewee.Model):
@@ -69,16 +71,22 @@ def ensure_schema(
 ) -> int:
     """Create missing tables, then apply the migrations this database has not seen.
 
-    Safe to call from every process at every start: both steps are idempotent, and the
-    version row is read and written inside one transaction. When the schema is current it
-    writes nothing, so a process starting while a load holds SQLite's write lock does not
-    fail on it.
+    Safe to call from every process at every start. A current schema is only read: in
+    PostgreSQL even `CREATE ... IF NOT EXISTS` locks the tables it names, and a process
+    starting during a load would deadlock with it; in SQLite a write would wait for the
+    load. Otherwise tables, migrations and the version row change in one transaction,
+    which PostgreSQL processes starting together on a new database take in turn.
     """
+    target = 1 + len(migrations)
+    if _schema_version() == target:
+        return target
     with database.atomic():
+        if isinstance(database.obj, peewee.PostgresqlDatabase):
+            database.execute_sql("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK_KEY,))
         database.create_tables([SchemaVersion, *models], safe=True)
         row = SchemaVersion.select().first()
         if row is None:
-            row = SchemaVersion.create(version=1 + len(migrations))
+            row = SchemaVersion.create(version=target)
             return row.version
         pending = migrations[row.version - 1 :]
         if pending:
@@ -88,6 +96,15 @@ def ensure_schema(
             row.version += len(pending)
             row.save()
         return row.version
+
+
+def _schema_version() -> int | None:
+    """The version this database has reached, or None before its schema exists."""
+    try:
+        row = SchemaVersion.select().first()
+    except peewee.DatabaseError:
+        return None  # no schema_version table yet
+    return row.version if row is not None else None
 
 
 def refresh_statistics(table: str) -> None:

@@ -11,6 +11,7 @@ from datetime import datetime
 from pathlib import Path
 
 import peewee
+import psycopg2
 import pytest
 
 from shared.config import Settings
@@ -342,6 +343,58 @@ def test_a_process_starting_while_a_load_writes_to_sqlite_does_not_fail(tmp_path
         writer.execute("ROLLBACK")
         writer.close()
         database.close()
+
+
+@pytest.mark.postgres
+def test_a_process_starting_while_a_load_writes_to_postgresql_does_not_wait_for_it(
+    store_db, database_url
+):
+    """Creating existing tables and indexes again would lock them behind the load's writes
+    (and deadlock when the load then updates its run)."""
+    if not database_url.startswith("postgres"):
+        pytest.skip("PostgreSQL only")
+    load_connection = psycopg2.connect(database_url)
+    with load_connection.cursor() as cursor:  # a load in the middle of its transaction
+        cursor.execute("UPDATE app_user SET first_name = first_name")
+        cursor.execute("UPDATE run SET note = note")
+    versions: list[int] = []
+
+    def start_a_process() -> None:
+        versions.append(create_schema())
+        database.close()
+
+    starting = threading.Thread(target=start_a_process)
+    starting.start()
+    starting.join(timeout=10)
+    still_waiting = starting.is_alive()
+    load_connection.rollback()
+    load_connection.close()
+    starting.join()
+    assert not still_waiting, "ensure_schema waited for the load's locks"
+    assert versions == [1 + len(MIGRATIONS)]
+
+
+def test_processes_starting_together_on_a_new_database_all_get_the_schema(database_url):
+    open_database(database_url)
+    barrier = threading.Barrier(4)
+    outcomes: list[object] = []
+
+    def start_a_process() -> None:
+        barrier.wait()
+        try:
+            outcomes.append(create_schema())
+        except peewee.PeeweeException as error:
+            outcomes.append(error)
+        finally:
+            database.close()
+
+    starters = [threading.Thread(target=start_a_process) for _ in range(4)]
+    for starter in starters:
+        starter.start()
+    for starter in starters:
+        starter.join(timeout=30)
+    assert outcomes == [1 + len(MIGRATIONS)] * 4
+    assert SchemaVersion.select().count() == 1
 
 
 def test_a_reload_reads_only_the_user_files_that_changed(env, tmp_path):
