@@ -90,6 +90,21 @@ class Run(BaseModel):
         return round((self.finished_at - self.started_at).total_seconds(), 3)
 
 
+class SortKeyField(peewee.CharField):
+    """Text compared byte by byte on every store, as `sort_key` needs.
+
+    SQLite compares text byte by byte. PostgreSQL follows the database's collation, and under
+    a locale such as en_US it ignores punctuation and case and puts the padded numeric keys
+    after the others; so there the column is declared with the "C" collation.
+    """
+
+    def ddl_datatype(self, ctx: peewee.Context) -> peewee.Node:
+        data_type = super().ddl_datatype(ctx)
+        if isinstance(database.obj, peewee.PostgresqlDatabase):
+            return peewee.NodeList((data_type, peewee.SQL('COLLATE "C"')))
+        return data_type
+
+
 class User(BaseModel):
     """One user as loaded from the newest archive that holds them.
 
@@ -98,7 +113,7 @@ class User(BaseModel):
     """
 
     user_id = peewee.CharField(max_length=MAX_USER_ID_LENGTH, unique=True)
-    sort_key = peewee.CharField(max_length=2 * MAX_USER_ID_LENGTH + 1, unique=True)
+    sort_key = SortKeyField(max_length=2 * MAX_USER_ID_LENGTH + 1, unique=True)
     first_name = peewee.TextField()
     last_name = peewee.TextField()
     # Indexed through the covering index below, which starts with birthts.

@@ -261,6 +261,21 @@ def test_output_csv_orders_numeric_ids_numerically_then_the_others(env, tmp_path
     assert sort_key("9") < sort_key("10") < sort_key("a")
 
 
+def test_sort_keys_compare_byte_by_byte_on_postgresql_whatever_its_locale(store_db, database_url):
+    """Under a locale such as en_US, PostgreSQL would put the padded numeric keys last.
+
+    The test database's own default is C, which hides that, so the column itself is checked.
+    """
+    if not database_url.startswith("postgres"):
+        pytest.skip("PostgreSQL only: SQLite always compares text byte by byte")
+    (collation,) = database.execute_sql(
+        "SELECT collation_name FROM information_schema.columns"
+        " WHERE table_schema = current_schema() AND table_name = %s AND column_name = %s",
+        (User._meta.table_name, User.sort_key.column_name),
+    ).fetchone()
+    assert collation == "C"
+
+
 def test_a_reader_sees_the_old_dataset_or_the_new_one_never_a_mix(env, tmp_path):
     settings, store = env
     load(users_zip(tmp_path / "a.zip", [str(i) for i in range(0, 3000)]), env)
