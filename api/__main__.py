@@ -4,7 +4,7 @@ import argparse
 import sys
 
 from api.cli import add_options, run
-from shared.config import ConfigError, Settings
+from shared.cli import run_entry_point
 
 
 def main() -> int:
@@ -12,13 +12,7 @@ def main() -> int:
         prog="python -m api", description="Serve the zipflow HTTP API."
     )
     add_options(parser)
-    args = parser.parse_args()
-    try:
-        settings = Settings.from_env()
-    except ConfigError as error:
-        print(f"zipflow api: {error}", file=sys.stderr)
-        return 2
-    return run(args, settings)
+    return run_entry_point(parser, run)
 
 
 if __name__ == "__main__":

@@ -1,16 +1,18 @@
-"""Subcommands that need no broker or object store: `process` and `demo-data`."""
+"""Subcommands that need no broker or object store (`process`, `demo-data`), and the shape
+every entry point shares: parse the command line, read the settings once, run."""
 
 import argparse
 import hashlib
 import json
 import sys
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 from tqdm import tqdm
 
-from shared.config import MODES, Settings
+from shared.config import MODES, ConfigError, Settings
 from shared.db import open_database
 from shared.demo import write_demo_archive
 from shared.models import Run, create_schema
@@ -18,6 +20,25 @@ from shared.pipeline import Job, process
 from shared.storage import LocalStore
 
 PROGRESS_BAR_FROM_MEMBERS = 20_000
+
+Command = Callable[[argparse.Namespace, Settings], int]
+
+
+def run_entry_point(
+    parser: argparse.ArgumentParser, command: Command, argv: Sequence[str] | None = None
+) -> int:
+    """Parse the command line, read the settings once, and run `command` with both.
+
+    A configuration error is reported in one line with exit status 2, before anything
+    connects anywhere.
+    """
+    args = parser.parse_args(argv)
+    try:
+        settings = Settings.from_env()
+    except ConfigError as error:
+        print(f"{parser.prog}: {error}", file=sys.stderr)
+        return 2
+    return command(args, settings)
 
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:

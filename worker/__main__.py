@@ -3,7 +3,7 @@
 import argparse
 import sys
 
-from shared.config import ConfigError, Settings
+from shared.cli import run_entry_point
 from worker.cli import add_options, run_worker
 
 
@@ -12,13 +12,7 @@ def main() -> int:
         prog="python -m worker", description="Process each zip MinIO announces on RabbitMQ."
     )
     add_options(parser)
-    args = parser.parse_args()
-    try:
-        settings = Settings.from_env()
-    except ConfigError as error:
-        print(f"zipflow worker: {error}", file=sys.stderr)
-        return 2
-    return run_worker(args, settings)
+    return run_entry_point(parser, run_worker)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 from api import cli as api_cli
 from shared import cli as shared_cli
-from shared.config import ConfigError, Settings
+from shared.config import Settings
 from worker import cli as worker_cli
 
 
@@ -23,12 +23,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        settings = Settings.from_env()
-    except ConfigError as error:
-        print(f"zipflow: {error}", file=sys.stderr)
-        return 2
+    return shared_cli.run_entry_point(build_parser(), dispatch, argv)
+
+
+def dispatch(args: argparse.Namespace, settings: Settings) -> int:
+    """Run the subcommand the command line named."""
     return args.handler(args, settings)
 
 

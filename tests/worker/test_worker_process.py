@@ -151,21 +151,19 @@ def test_second_sigterm_abandons_the_message_for_redelivery(
 def test_python_m_worker_takes_the_options_of_zipflow_worker(settings, s3_endpoint, broker):
     """`python -m worker --check` is the health check, not a worker that never exits."""
     env = worker_env(settings, s3_endpoint)
-    check = subprocess.run(
-        [sys.executable, "-m", "worker", "--check"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+
+    def python_m_worker(option: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "worker", option],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    check = python_m_worker("--check")
     assert check.returncode == 1
     assert "does not exist" in check.stderr
-    typo = subprocess.run(
-        [sys.executable, "-m", "worker", "--chek"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    typo = python_m_worker("--chek")
     assert typo.returncode == 2
     assert "unrecognized arguments: --chek" in typo.stderr
