@@ -286,7 +286,10 @@ PATHS: dict[str, Any] = {
                 "404": _error("body.key names no object in the source bucket."),
                 "409": _error("The source bucket holds no zip to reprocess."),
                 "411": _error("A zip body needs a Content-Length."),
-                "413": _error("The zip is larger than ZIPFLOW_API_MAX_UPLOAD_BYTES."),
+                "413": _error(
+                    "The zip is larger than ZIPFLOW_API_MAX_UPLOAD_BYTES, or a JSON body is over"
+                    " 16 KiB."
+                ),
                 "415": _error("The body is neither application/json nor application/zip."),
                 "503": _error(
                     "The broker, the store or object storage does not answer; nothing was queued."

@@ -24,7 +24,7 @@ from api import params
 from shared.ages import age_between, iso_from_ymd, ymd
 from shared.config import Settings, image_key
 from shared.db import database
-from shared.messages import PublishError
+from shared.messages import PublishError, read_json
 from shared.models import Run, queue_run, utcnow
 from shared.pipeline import OUTPUT_HEADER
 from shared.queries import (
@@ -47,6 +47,8 @@ RUNS_PAGE_MAX = 100
 REJECTIONS_SHOWN = 100
 # Characters, so that even four-byte ones stay within S3's 1024-byte key limit.
 MAX_KEY_LENGTH = 256
+# {"key": ...} with the longest key fits many times over.
+MAX_JSON_BODY_BYTES = 16 * 1024
 
 
 @dataclass(frozen=True)
@@ -254,16 +256,19 @@ def _requested_key(req: falcon.Request) -> str | None:
 
 
 def _json_body(req: falcon.Request) -> Any:
-    """The body parsed as UTF-8 JSON.
+    """The body parsed as JSON, if it is small enough to be a request rather than an attack.
 
     Parsed here, not with `req.get_media()`: Falcon picks its media handler by the
     Content-Type as sent, so "Application/JSON" would be a 415, while media types are
-    case-insensitive. Besides malformed JSON and UTF-8, json.loads raises ValueError for an
-    integer of more than 4,300 digits and RecursionError for deeply nested arrays.
+    case-insensitive.
     """
+    if req.content_length > MAX_JSON_BODY_BYTES:
+        raise falcon.HTTPContentTooLarge(
+            description=f"a JSON request body holds at most {MAX_JSON_BODY_BYTES} bytes"
+        )
     try:
-        return json.loads(req.bounded_stream.read().decode())
-    except (ValueError, RecursionError):
+        return read_json(req.bounded_stream.read())
+    except ValueError:
         raise params.InvalidParameter("body", "is not valid JSON") from None
 
 

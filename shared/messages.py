@@ -11,6 +11,7 @@ the events exchange, so that nothing else bound to MinIO's exchange ever sees it
 
 import json
 from dataclasses import dataclass
+from typing import Any
 
 import pika
 import pika.exceptions
@@ -22,6 +23,19 @@ REPROCESS_TYPE = "zipflow.reprocess"
 
 class MessageError(ValueError):
     """A message body that is not a well-formed reprocess command."""
+
+
+def read_json(body: bytes) -> Any:
+    """Untrusted JSON (a MinIO event, a command, a request body), or a ValueError saying why not.
+
+    Besides malformed JSON and UTF-8, json.loads raises ValueError for an integer of more
+    than 4,300 digits and RecursionError for deeply nested arrays; all three mean the same
+    to a caller, a body it cannot read.
+    """
+    try:
+        return json.loads(body)
+    except (ValueError, RecursionError) as error:
+        raise ValueError(f"not JSON zipflow can read: {error}") from None
 
 
 class PublishError(RuntimeError):
@@ -41,11 +55,9 @@ class Reprocess:
     @classmethod
     def from_body(cls, body: bytes) -> "Reprocess":
         try:
-            data = json.loads(body)
-        except (ValueError, RecursionError) as error:
-            # Besides malformed JSON, json.loads raises ValueError for an integer of more
-            # than 4,300 digits and RecursionError for deeply nested arrays.
-            raise MessageError(f"reprocess command is not JSON zipflow can read: {error}") from None
+            data = read_json(body)
+        except ValueError as error:
+            raise MessageError(f"reprocess command is {error}") from None
         if not isinstance(data, dict) or data.get("command") != "reprocess":
             raise MessageError('reprocess command must be an object with "command": "reprocess"')
         run_id, key = data.get("run_id"), data.get("key")

@@ -6,10 +6,11 @@ A body that does not have this shape raises `EventError`, and the consumer dead-
 it at once, because no retry can repair it.
 """
 
-import json
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote_plus
+
+from shared.messages import read_json
 
 # Events that give the object new content. Large uploads produce only
 # CompleteMultipartUpload. Retention, legal hold and tagging events are also
@@ -57,11 +58,9 @@ def parse_event(body: bytes) -> list[ObjectEvent]:
     so they are decoded with `unquote_plus`.
     """
     try:
-        document = json.loads(body)
-    except (ValueError, RecursionError) as error:
-        # Besides malformed JSON, json.loads raises ValueError for an integer of more than
-        # 4,300 digits and RecursionError for deeply nested arrays: all are unreadable bodies.
-        raise EventError(f"body is not JSON zipflow can read: {error}") from None
+        document = read_json(body)
+    except ValueError as error:
+        raise EventError(f"body is {error}") from None
     if not isinstance(document, dict):
         raise EventError("body is not a JSON object")
     records = document.get("Records")

@@ -12,6 +12,7 @@ from falcon.testing import TestClient
 from minio import Minio
 from sample_people import SOURCE_KEY, build_archive
 
+from api.resources import MAX_JSON_BODY_BYTES
 from shared.config import Settings
 from shared.messages import REPROCESS_TYPE
 from shared.models import Run
@@ -138,7 +139,7 @@ def test_broker_refusal_is_503_and_the_run_is_marked_failed(
     ("body", "parameter"),
     [
         (b"{not json", "body"),
-        (b"[" * 50_000, "body"),
+        (b"[" * 10_000, "body"),  # deep enough for RecursionError, within the size limit
         (b'{"key": ' + b"1" * 5000 + b"}", "body"),
         (b"[1, 2]", "body"),
         (b"null", "body"),
@@ -155,6 +156,14 @@ def test_bad_reprocess_body_is_a_400_naming_it(
     result = client.simulate_post("/data", body=body, headers={"Content-Type": "application/json"})
     assert result.status_code == 400
     assert result.json["parameter"] == parameter
+
+
+def test_a_json_body_over_the_limit_is_413_and_queues_nothing(client: TestClient) -> None:
+    body = b'{"key": "a.zip", "pad": "' + b"x" * MAX_JSON_BODY_BYTES + b'"}'
+    result = client.simulate_post("/data", body=body, headers={"Content-Type": "application/json"})
+    assert result.status_code == 413
+    assert str(MAX_JSON_BODY_BYTES) in result.json["description"]
+    assert Run.select().where(Run.trigger == "reprocess").count() == 0
 
 
 def test_other_body_types_are_415(client: TestClient) -> None:
