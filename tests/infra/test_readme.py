@@ -1,18 +1,35 @@
-"""README.md stays true to the code: every setting, command and endpoint, and the logins."""
+"""README.md and docs/ stay true to the code: every setting, command, option and endpoint,
+the logins, and every link between them."""
 
+import argparse
 import re
 from dataclasses import fields
+from pathlib import Path
 
 import pytest
 from falcon import inspect
-from infra_support import README, compose_defaults
+from infra_support import README, ROOT, compose_defaults
 
 from api.app import create_app
 from shared.config import ArchiveLimits, Settings
 from zipflow.cli import build_parser
 
+DOCS = ROOT / "docs"
+CONFIGURATION = DOCS / "configuration.md"
+PAGES = [README, *sorted(DOCS.glob("*.md"))]
+
 TABLE_ROW = re.compile(r"^\| `(ZIPFLOW_\w+)` \| ([^|]+) \|", re.MULTILINE)
 ROUTE_PARAMETER = re.compile(r"\{[^}]*\}")
+FENCED = re.compile(r"^```[^\n]*\n(.*?)^```", re.MULTILINE | re.DOTALL)
+INLINE = re.compile(r"`([^`\n]+)`")
+# A zipflow command line as typed: at the start of a code line or span, after an optional
+# prompt and VAR=value assignments.
+COMMAND_LINE = re.compile(r"^(?:\$ )?(?:[A-Z_]+=\S+ )*zipflow (\S+)(.*)$")
+OPTION = re.compile(r"(?<![\w-])(--?[a-z][\w-]*)")
+LINK = re.compile(r"\]\(([^)\s]+)\)")
+VARIABLE = re.compile(r"\bZIPFLOW_[A-Z0-9_]*[A-Z0-9](?![\w*])|\bZIPFLOW_[A-Z0-9_]+\*")
+# Variables the test script reads, not zipflow itself.
+TEST_VARIABLES = {"ZIPFLOW_TEST_POSTGRES_URL"}
 
 
 def documented_default(value: object) -> str:
@@ -32,20 +49,94 @@ def expected_settings() -> dict[str, str]:
     return {name: documented_default(value) for name, value in expected.items()}
 
 
+def code_lines(text: str) -> list[str]:
+    """Every line of every fenced block and every inline code span."""
+    lines = [line for block in FENCED.findall(text) for line in block.splitlines()]
+    prose = FENCED.sub("", text)
+    return lines + INLINE.findall(prose)
+
+
+def zipflow_commands(text: str) -> list[tuple[str, str]]:
+    """(subcommand, rest of the line) for each zipflow command line shown in `text`."""
+    found = []
+    for line in code_lines(text):
+        match = COMMAND_LINE.match(line.strip())
+        if match:
+            rest = re.split(r" (?:&&|\||;|>) ", match[2])[0]
+            found.append((match[1], rest))
+    return found
+
+
+def anchors(text: str) -> set[str]:
+    """GitHub's anchors for the headings: lower case, punctuation dropped, spaces as hyphens."""
+    headings = re.findall(r"^#+ (.+)$", FENCED.sub("", text), re.MULTILINE)
+    return {re.sub(r"[^\w\- ]", "", heading).lower().replace(" ", "-") for heading in headings}
+
+
+def subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    return next(
+        action.choices
+        for action in parser._actions
+        if isinstance(action, argparse._SubParsersAction)
+    )
+
+
+def option_strings(parser: argparse.ArgumentParser) -> set[str]:
+    return {option for action in parser._actions for option in action.option_strings}
+
+
 @pytest.fixture(scope="module")
 def readme() -> str:
     return README.read_text()
 
 
-def test_configuration_table_lists_every_setting_with_its_default(readme) -> None:
-    documented = {name: default.strip() for name, default in TABLE_ROW.findall(readme)}
+@pytest.fixture(scope="module", params=PAGES, ids=lambda page: str(page.relative_to(ROOT)))
+def page(request) -> Path:
+    return request.param
+
+
+def test_configuration_lists_every_setting_with_its_default() -> None:
+    table = CONFIGURATION.read_text()
+    documented = {name: default.strip() for name, default in TABLE_ROW.findall(table)}
     assert documented == expected_settings()
 
 
+def test_every_variable_named_in_the_docs_is_a_setting(page) -> None:
+    known = set(expected_settings()) | TEST_VARIABLES
+    named = {
+        name
+        for name in VARIABLE.findall(page.read_text())
+        if name not in known and not any(k.startswith(name.rstrip("*")) for k in known)
+    }
+    assert not named, f"{page.name} names variables zipflow does not read: {sorted(named)}"
+
+
 def test_readme_documents_every_command(readme) -> None:
-    subparsers = build_parser()._subparsers._group_actions[0]
-    for command in subparsers.choices:
+    for command in subcommands(build_parser()):
         assert f"`zipflow {command}" in readme, f"zipflow {command} is not documented"
+
+
+def test_every_command_shown_exists_with_its_options(page) -> None:
+    parser = build_parser()
+    commands = subcommands(parser)
+    for command, rest in zipflow_commands(page.read_text()):
+        if command.startswith("-"):
+            sub, options = parser, {command, *OPTION.findall(rest)}
+        elif command == "COMMAND":  # a placeholder: the options must exist on every command
+            for sub in commands.values():
+                assert set(OPTION.findall(rest)) <= option_strings(sub), f"{page.name}: {rest}"
+            continue
+        else:
+            assert command in commands, f"{page.name}: zipflow {command} is no command"
+            sub, options = commands[command], set(OPTION.findall(rest))
+        unknown = options - option_strings(sub)
+        assert not unknown, f"{page.name}: zipflow {command} has no option {sorted(unknown)}"
+
+
+def test_the_command_check_reads_commands_and_options() -> None:
+    """The extraction above must see commands, or the check passes on anything."""
+    text = "```sh\n$ zipflow process users.zip --csv out.csv\n```\nsee `zipflow api --port 1`"
+    assert zipflow_commands(text) == [("process", " users.zip --csv out.csv"), ("api", " --port 1")]
 
 
 def test_readme_has_a_curl_example_for_every_endpoint(readme) -> None:
@@ -67,9 +158,24 @@ def test_readme_starts_the_stack_with_one_command(readme) -> None:
     assert "```mermaid" in readme
 
 
-def test_readme_links_to_sections_that_exist(readme) -> None:
-    headings = re.findall(r"^#+ (.+)$", readme, re.MULTILINE)
-    # GitHub's anchors: lower case, punctuation dropped, spaces as hyphens.
-    anchors = {re.sub(r"[^\w\- ]", "", heading).lower().replace(" ", "-") for heading in headings}
-    for target in re.findall(r"\]\(#([^)]+)\)", readme):
-        assert target in anchors, f"#{target} names no section"
+def test_readme_opens_with_trying_it(readme) -> None:
+    """The first sections a reader meets: trying it without Docker, then the Docker stack."""
+    sections = re.findall(r"^## (.+)$", readme, re.MULTILINE)
+    assert sections[:3] == ["Try it in one minute", "Quickstart with Docker", "Drop a zip"]
+
+
+def test_links_reach_files_and_sections_that_exist(page) -> None:
+    text = page.read_text()
+    for target in LINK.findall(text):
+        if re.match(r"[a-z]+:", target):
+            continue  # http:, https:, mailto:
+        path, _, anchor = target.partition("#")
+        linked = (page.parent / path).resolve() if path else page
+        assert linked.exists(), f"{page.name} links to {path}, which does not exist"
+        if anchor and linked.suffix == ".md":
+            assert anchor in anchors(linked.read_text()), f"{page.name}: {target} names no section"
+
+
+def test_every_bench_script_named_exists(page) -> None:
+    for script in re.findall(r"\bbench/\w+\.py\b", page.read_text()):
+        assert (ROOT / script).is_file(), f"{page.name} names {script}, which does not exist"
