@@ -51,6 +51,7 @@ def create_app(
     app.add_route("/data/{user_id}", resources.UserResource(services))
     app.add_route("/data/{user_id}/image", resources.UserImageResource(services))
     app.add_route("/stats", resources.StatsResource(services))
+    app.add_route("/stats/ages", resources.StatsAgesResource(services))
     app.add_route("/runs", resources.RunsResource())
     app.add_route("/runs/{run_id:int(min=1, max=2147483647)}", resources.RunResource())
     app.add_route("/health", resources.HealthResource())

@@ -6,7 +6,7 @@ in step (routes, methods, parameters and response bodies) and runs schemathesis 
 
 from typing import Any
 
-from api.params import MAX_AGE, MAX_PAGE, MAX_RUN_ID, PLAIN_TEXT
+from api.params import MAX_AGE, MAX_PAGE, MAX_RUN_ID, MAX_SEARCH_LENGTH, PLAIN_TEXT
 from api.resources import MAX_KEY_LENGTH, RUNS_PAGE_DEFAULT, RUNS_PAGE_MAX
 from shared.models import MAX_USER_ID_LENGTH, RUN_STATUSES
 
@@ -69,6 +69,12 @@ FILTERS = [
         "max_age",
         {"type": "integer", "minimum": 0, "maximum": MAX_AGE},
         "Oldest age included; not below min_age.",
+    ),
+    _query(
+        "q",
+        {"type": "string", "minLength": 1, "maxLength": MAX_SEARCH_LENGTH, "pattern": PLAIN_TEXT},
+        "Search: users whose user_id starts with this text, or whose first or last name"
+        " contains it, ignoring case. `%` and `_` match themselves.",
     ),
 ]
 PAGING = [
@@ -135,14 +141,39 @@ SCHEMAS: dict[str, Any] = {
             },
             "with_image": {"type": "integer", "minimum": 0},
             "without_image": {"type": "integer", "minimum": 0},
-            "filters": {
-                "type": "object",
-                "required": ["is_image_exists", "min_age", "max_age"],
-                "additionalProperties": False,
-                "properties": {
-                    "is_image_exists": {"type": ["boolean", "null"]},
-                    "min_age": {"type": ["integer", "null"]},
-                    "max_age": {"type": ["integer", "null"]},
+            "filters": _ref("Filters"),
+        },
+    },
+    "Filters": {
+        "type": "object",
+        "description": "The filters applied; null where a parameter was absent.",
+        "required": ["is_image_exists", "min_age", "max_age", "q"],
+        "additionalProperties": False,
+        "properties": {
+            "is_image_exists": {"type": ["boolean", "null"]},
+            "min_age": {"type": ["integer", "null"]},
+            "max_age": {"type": ["integer", "null"]},
+            "q": {"type": ["string", "null"]},
+        },
+    },
+    "AgeHistogram": {
+        "type": "object",
+        "required": ["filters", "ages"],
+        "additionalProperties": False,
+        "properties": {
+            "filters": _ref("Filters"),
+            "ages": {
+                "type": "array",
+                "description": "One entry per completed year of age that has users, youngest first.",
+                "items": {
+                    "type": "object",
+                    "required": ["age", "count", "with_image"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "age": {"type": "integer", "minimum": 0},
+                        "count": {"type": "integer", "minimum": 1},
+                        "with_image": {"type": "integer", "minimum": 0},
+                    },
                 },
             },
         },
@@ -330,6 +361,17 @@ PATHS: dict[str, Any] = {
             "parameters": FILTERS,
             "responses": {
                 "200": _json(_ref("Stats"), "The figures, and the filters applied."),
+                "400": BAD_PARAMETER,
+                "503": UNAVAILABLE,
+            },
+        }
+    },
+    "/stats/ages": {
+        "get": {
+            "summary": "Users per completed year of age, and how many of them have an image.",
+            "parameters": FILTERS,
+            "responses": {
+                "200": _json(_ref("AgeHistogram"), "The ages, and the filters applied."),
                 "400": BAD_PARAMETER,
                 "503": UNAVAILABLE,
             },

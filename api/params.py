@@ -15,13 +15,15 @@ from shared.queries import UserFilter
 MAX_AGE = 150
 MAX_PAGE = 1000
 MAX_RUN_ID = 2**31 - 1
+# Names hold at most 200 characters, so a longer search text matches nobody.
+MAX_SEARCH_LENGTH = 200
 TRUE_WORDS = ("true", "1")
 FALSE_WORDS = ("false", "0")
 FORMATS = ("json", "csv")
 WHOLE_NUMBER = re.compile(r"-?[0-9]{1,12}")
 # Text without control characters; the OpenAPI document publishes the same pattern.
 PLAIN_TEXT = r"^[^\u0000-\u001f\u007f-\u009f]+$"
-FILTER_PARAMETERS = ("is_image_exists", "min_age", "max_age")
+FILTER_PARAMETERS = ("is_image_exists", "min_age", "max_age", "q")
 LISTING_PARAMETERS = (*FILTER_PARAMETERS, "limit", "after", "format")
 RUNS_PARAMETERS = ("limit", "before")
 
@@ -85,13 +87,26 @@ def boolean(req: falcon.Request, name: str) -> bool | None:
 
 
 def user_filter(req: falcon.Request) -> UserFilter:
-    """The filters shared by /data and /stats."""
+    """The filters shared by /data, /stats and /stats/ages."""
     has_image = boolean(req, "is_image_exists")
     min_age = whole_number(req, "min_age", 0, MAX_AGE)
     max_age = whole_number(req, "max_age", 0, MAX_AGE)
     if min_age is not None and max_age is not None and min_age > max_age:
         raise InvalidParameter("min_age", f"must not be above max_age ({min_age} > {max_age})")
-    return UserFilter(has_image=has_image, min_age=min_age, max_age=max_age)
+    search = search_text(req)
+    return UserFilter(has_image=has_image, min_age=min_age, max_age=max_age, search=search)
+
+
+def search_text(req: falcon.Request) -> str | None:
+    """`q`: text to find in user ids (as a prefix) and names, or None when absent."""
+    raw = _single(req, "q")
+    if raw is None:
+        return None
+    if len(raw) > MAX_SEARCH_LENGTH or not is_plain_text(raw):
+        raise InvalidParameter(
+            "q", f"must be 1 to {MAX_SEARCH_LENGTH} characters, none of them control characters"
+        )
+    return raw
 
 
 def user_cursor(req: falcon.Request) -> str | None:

@@ -28,7 +28,9 @@ from shared.messages import PublishError, read_json
 from shared.models import Run, queue_run, utcnow
 from shared.pipeline import OUTPUT_HEADER
 from shared.queries import (
+    UserFilter,
     UserRow,
+    age_histogram,
     fail_queued_run,
     get_run,
     get_user,
@@ -336,12 +338,36 @@ class StatsResource:
             "average_age": stats.average_age,
             "with_image": stats.with_image,
             "without_image": stats.without_image,
-            "filters": {
-                "is_image_exists": where.has_image,
-                "min_age": where.min_age,
-                "max_age": where.max_age,
-            },
+            "filters": filters_json(where),
         }
+
+
+class StatsAgesResource:
+    """/stats/ages: how many of the selected users have each completed year of age."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        params.accept_only(req, params.FILTER_PARAMETERS)
+        where = params.user_filter(req)
+        ages = age_histogram(where, self.services.today())
+        resp.media = {
+            "filters": filters_json(where),
+            "ages": [
+                {"age": row.age, "count": row.count, "with_image": row.with_image} for row in ages
+            ],
+        }
+
+
+def filters_json(where: UserFilter) -> dict[str, Any]:
+    """The filters a statistic was computed for, echoed so a reader knows what it covers."""
+    return {
+        "is_image_exists": where.has_image,
+        "min_age": where.min_age,
+        "max_age": where.max_age,
+        "q": where.search,
+    }
 
 
 class RunsResource:

@@ -26,6 +26,10 @@ SQLITE_PRAGMAS = {
     "foreign_keys": 1,
 }
 
+# SQLite's LOWER() and LIKE fold ASCII letters only; searches call this function instead,
+# registered on every SQLite connection, so "ñ" finds "Ñúñez" as it does on PostgreSQL.
+SQLITE_LOWER = "zipflow_lower"
+
 Migration = Callable[[SchemaMigrator], None]
 
 # Schema changes after version 1, in order. Version N+1 is MIGRATIONS[N - 1]: append a
@@ -60,10 +64,15 @@ def open_database(url: str) -> peewee.Database:
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         db = connect(url, pragmas=SQLITE_PRAGMAS)
+        db.register_function(_lower, SQLITE_LOWER, 1, deterministic=True)
     else:
         db = connect(url)
     database.initialize(db)
     return db
+
+
+def _lower(text: str | None) -> str | None:
+    return None if text is None else text.lower()
 
 
 def ensure_schema(

@@ -12,7 +12,7 @@ import peewee
 from playhouse.postgres_ext import PostgresqlExtDatabase
 
 from shared.ages import birthts_bounds, ymd
-from shared.db import database
+from shared.db import SQLITE_LOWER, database
 from shared.models import Run, User, sort_key, utcnow
 
 # The columns every user listing returns, in this order. birth_ymd rather than birthdate:
@@ -37,6 +37,8 @@ class UserFilter:
     has_image: bool | None = None
     min_age: int | None = None
     max_age: int | None = None
+    # Matches a user id by prefix, or part of the first or last name, ignoring case.
+    search: str | None = None
 
 
 def _filtered(query: peewee.ModelSelect, where: UserFilter, today: date) -> peewee.ModelSelect:
@@ -49,7 +51,22 @@ def _filtered(query: peewee.ModelSelect, where: UserFilter, today: date) -> peew
         query = query.where(User.birthts >= low)
     if high is not None:
         query = query.where(User.birthts < high)
+    if where.search is not None:
+        # peewee escapes % and _ in the text, so they match only themselves.
+        text = where.search.lower()
+        query = query.where(
+            _lower(User.user_id).startswith(text)
+            | _lower(User.first_name).contains(text)
+            | _lower(User.last_name).contains(text)
+        )
     return query
+
+
+def _lower(column: peewee.Field) -> peewee.Function:
+    """The column with every letter in lower case (SQLite's own LOWER() folds only ASCII)."""
+    if isinstance(database.obj, peewee.SqliteDatabase):
+        return getattr(peewee.fn, SQLITE_LOWER)(column)
+    return peewee.fn.LOWER(column)
 
 
 def users_page(
@@ -96,14 +113,24 @@ class UserStats:
     without_image: int
 
 
+def _age(today: date) -> peewee.Expression:
+    """Completed years in SQL: integer division is the age definition of shared.ages."""
+    return (ymd(today) - User.birth_ymd) / 10_000
+
+
+def _with_image() -> peewee.Function:
+    return peewee.fn.SUM(peewee.Case(None, [(User.img_path.is_null(False), 1)], 0))
+
+
+def _count_all() -> peewee.Function:
+    # COUNT(*), not COUNT(id): PostgreSQL then answers from the covering index alone.
+    return peewee.fn.COUNT(peewee.SQL("*"))
+
+
 def user_stats(where: UserFilter, today: date) -> UserStats:
     """Count, mean age (two decimals) and image split of the matching users, in one query."""
-    # Integer division is the age definition of shared.ages for everyone born by today.
-    age = (ymd(today) - User.birth_ymd) / 10_000
-    with_image = peewee.fn.SUM(peewee.Case(None, [(User.img_path.is_null(False), 1)], 0))
-    # COUNT(*), not COUNT(id): PostgreSQL then answers from the covering index alone.
-    count_all = peewee.fn.COUNT(peewee.SQL("*"))
-    query = _filtered(User.select(count_all, peewee.fn.AVG(age), with_image), where, today)
+    columns = (_count_all(), peewee.fn.AVG(_age(today)), _with_image())
+    query = _filtered(User.select(*columns), where, today)
     count, average, images = query.tuples().get()
     images = int(images or 0)
     return UserStats(
@@ -113,6 +140,27 @@ def user_stats(where: UserFilter, today: date) -> UserStats:
         with_image=images,
         without_image=count - images,
     )
+
+
+@dataclass(frozen=True)
+class AgeCount:
+    age: int
+    count: int
+    with_image: int
+
+
+def age_histogram(where: UserFilter, today: date) -> list[AgeCount]:
+    """Users per completed year of age (ages with nobody left out), youngest first, in one query.
+
+    Grouped by the select list's first column: the age expression carries today as a bound
+    parameter, and PostgreSQL would not see a second copy of it in GROUP BY as the same.
+    """
+    query = _filtered(User.select(_age(today), _count_all(), _with_image()), where, today)
+    query = query.group_by(peewee.SQL("1")).order_by(peewee.SQL("1"))
+    return [
+        AgeCount(age=int(age), count=count, with_image=int(images or 0))
+        for age, count, images in query.tuples()
+    ]
 
 
 def runs_page(limit: int, before: int | None = None) -> tuple[list[Run], bool]:

@@ -93,6 +93,8 @@ def test_real_responses_match_their_schemas(client: TestClient) -> None:
     conforms(client.simulate_get("/data/nobody"), "/data/{user_id}")
     conforms(client.simulate_get("/stats"), "/stats")
     conforms(client.simulate_get("/stats", query_string="min_age=99"), "/stats")
+    conforms(client.simulate_get("/stats/ages", query_string="q=a"), "/stats/ages")
+    conforms(client.simulate_get("/stats/ages", query_string="q="), "/stats/ages")
     runs = client.simulate_get("/runs")
     conforms(runs, "/runs")
     conforms(client.simulate_get(f"/runs/{runs.json[0]['id']}"), "/runs/{run_id}")

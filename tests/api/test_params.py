@@ -108,7 +108,7 @@ def test_unknown_parameter_error_says_what_the_endpoint_takes(client: TestClient
     assert result.json == {
         "title": "Invalid parameter",
         "description": "min_ag: is not a query parameter of /stats; "
-        "it takes is_image_exists, min_age, max_age",
+        "it takes is_image_exists, min_age, max_age, q",
         "parameter": "min_ag",
     }
     health = client.simulate_get("/health", query_string="check=deep")

@@ -26,7 +26,7 @@ def expected(
         "average_age": round(mean(ages), 2) if ages else None,
         "with_image": with_image,
         "without_image": len(chosen) - with_image,
-        "filters": {"is_image_exists": image, "min_age": low, "max_age": high},
+        "filters": {"is_image_exists": image, "min_age": low, "max_age": high, "q": None},
     }
 
 
@@ -67,7 +67,7 @@ def test_no_match_gives_zero_counts_and_a_null_average(client: TestClient) -> No
         "average_age": None,
         "with_image": 0,
         "without_image": 0,
-        "filters": {"is_image_exists": None, "min_age": 90, "max_age": None},
+        "filters": {"is_image_exists": None, "min_age": 90, "max_age": None, "q": None},
     }
 
 
