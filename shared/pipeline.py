@@ -145,7 +145,7 @@ def _load(
     existing = read_existing()
     known = {user_id: stored.csv_fingerprint for user_id, stored in existing.items()}
     with open_archive(job.path, settings.limits) as archive:
-        run.members_total = len(archive.members)
+        run.members_total = archive.member_count
         run.save(only=[Run.members_total])
         contents = archive.read_contents(now_ms(), _progress_saver(run, on_progress), known)
         users = contents.users + restore_unchanged(existing, contents.unchanged)
