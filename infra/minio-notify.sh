@@ -56,18 +56,37 @@ create_bucket() {
     say "bucket $bucket is there"
 }
 
+# MinIO matches a suffix filter byte for byte (internal/event/rules.go), so `--suffix .zip`
+# alone would never announce USERS.ZIP. One rule per casing of ".zip" announces every zip
+# and nothing else: other uploads never reach RabbitMQ or the worker.
+ZIP_SUFFIXES=(.zip .zIp .ziP .zIP .Zip .ZIp .ZiP .ZIP)
+
+# Whether `mc event ls` output holds a rule of NOTIFY_ARN for exactly this suffix. mc prints
+# one rule a line: ARN, events, then `Filter: suffix="..."`. Plain bash: the mc image has
+# no grep to rely on, and bash's [[ == ]] compares case-sensitively, as MinIO does.
+has_rule() {
+    local rules=$1 suffix=$2 line
+    while IFS= read -r line; do
+        if [[ $line == *"$NOTIFY_ARN"* && $line == *"suffix=\"$suffix\""* ]]; then
+            return 0
+        fi
+    done <<<"$rules"
+    return 1
+}
+
 subscribe_source_bucket() {
-    local rules
+    local rules suffix output added=0
     rules=$(mc event ls --no-color "$ALIAS/$SOURCE_BUCKET" "$NOTIFY_ARN" 2>&1) \
         || fail "could not list the notification rules of $SOURCE_BUCKET: $rules"
-    if [[ $rules == *"$NOTIFY_ARN"* && $rules == *'suffix=".zip"'* ]]; then
-        say "$SOURCE_BUCKET already notifies $NOTIFY_ARN of new .zip objects"
-        return
-    fi
-    local output
-    output=$(mc event add "$ALIAS/$SOURCE_BUCKET" "$NOTIFY_ARN" --event put --suffix .zip 2>&1) \
-        || fail "could not subscribe $SOURCE_BUCKET to $NOTIFY_ARN (does the minio service set MINIO_NOTIFY_AMQP_ENABLE_PRIMARY=on and can it reach RabbitMQ?): $output"
-    say "$SOURCE_BUCKET now notifies $NOTIFY_ARN of new .zip objects"
+    for suffix in "${ZIP_SUFFIXES[@]}"; do
+        if has_rule "$rules" "$suffix"; then
+            continue
+        fi
+        output=$(mc event add "$ALIAS/$SOURCE_BUCKET" "$NOTIFY_ARN" --event put --suffix "$suffix" 2>&1) \
+            || fail "could not subscribe $SOURCE_BUCKET to $NOTIFY_ARN for $suffix (does the minio service set MINIO_NOTIFY_AMQP_ENABLE_PRIMARY=on and can it reach RabbitMQ?): $output"
+        added=$((added + 1))
+    done
+    say "$SOURCE_BUCKET notifies $NOTIFY_ARN of new zips in any casing of .zip ($added rules added, ${#ZIP_SUFFIXES[@]} in all)"
 }
 
 upload_demo_archive() {

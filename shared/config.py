@@ -48,6 +48,9 @@ class Settings:
     exchange: str = "minio-events"
     exchange_type: str = "fanout"
     exchange_durable: bool = True
+    # MinIO publishes with MINIO_NOTIFY_AMQP_ROUTING_KEY (empty unless set); the work queue
+    # is bound with the same key, so direct and topic exchanges route its events too.
+    routing_key: str = ""
     queue: str = "zipflow.objects"
     dead_letter: str = "zipflow.dead"
     max_deliveries: int = 5

@@ -7,6 +7,12 @@ otherwise. RabbitMQ drops a publish to an exchange with no bound queue, so the q
 exist before the first upload: `zipflow setup` and the worker's start both declare all of
 this, idempotently.
 
+MinIO publishes with its configured routing key, empty by default, and the queue is bound
+with `routing_key`, the same key: a fanout exchange ignores it, a direct exchange routes on
+an exact match, a topic exchange on a match of the key as a pattern (a key without `*` or
+`#` matches only itself). A message no binding matches is dropped by RabbitMQ, and MinIO
+counts it as delivered, so both sides must name the same key.
+
 The work queue is a quorum queue because it counts deliveries itself: every redelivery,
 after a nack or after a consumer died holding the message, raises its `x-delivery-count`
 header. A classic queue only says "redelivered", which cannot bound retries of a message
@@ -49,7 +55,7 @@ def declare_topology(channel: BlockingChannel, settings: Settings) -> None:
                 "x-single-active-consumer": True,
             },
         )
-        channel.queue_bind(settings.queue, settings.exchange)
+        channel.queue_bind(settings.queue, settings.exchange, routing_key=settings.routing_key)
     except pika.exceptions.ChannelClosedByBroker as error:
         if error.reply_code != PRECONDITION_FAILED:
             raise

@@ -29,6 +29,7 @@ from infra_support import (
 from shared.config import Settings
 from zipflow.cli import build_parser
 
+MINIO_QUEUE_LIMIT = 100_000  # internal/store/queuestore.go defaultLimit
 MINIO_IMAGE = "quay.io/minio/minio:RELEASE.2025-09-07T16-13-09Z"
 MC_IMAGE = "quay.io/minio/mc:RELEASE.2025-08-13T08-35-41Z"
 TARGET_ID = "PRIMARY"
@@ -88,8 +89,10 @@ def notification_problems(compose: dict[str, Any], env: Mapping[str, str]) -> li
         "EXCHANGE": worker.exchange,
         "EXCHANGE_TYPE": worker.exchange_type,
         "DURABLE": on_off(worker.exchange_durable),
+        "ROUTING_KEY": worker.routing_key,
         "DELIVERY_MODE": "2",
         "PUBLISHING_CONFIRMS": "on",
+        "QUEUE_LIMIT": str(MINIO_QUEUE_LIMIT),
     }
     for name, value in expected.items():
         if notify.get(name) != value:
@@ -99,13 +102,18 @@ def notification_problems(compose: dict[str, Any], env: Mapping[str, str]) -> li
     for name in FLAGS:
         if notify.get(name) not in ("on", "off"):
             problems.append(f"{NOTIFY_PREFIX}{name}_{TARGET_ID} must be on or off")
-    if (worker.exchange, worker.exchange_type, worker.exchange_durable, worker.queue) != (
-        defaults.exchange,
-        defaults.exchange_type,
-        defaults.exchange_durable,
-        defaults.queue,
-    ):
+    if minio.get("MINIO_API_SYNC_EVENTS") != "on":
+        problems.append(
+            f"MINIO_API_SYNC_EVENTS is {minio.get('MINIO_API_SYNC_EVENTS')!r}, not 'on': "
+            "an acknowledged upload's event could be dropped from MinIO's memory"
+        )
+    topology = ("exchange", "exchange_type", "exchange_durable", "routing_key", "queue")
+    if [getattr(worker, name) for name in topology] != [
+        getattr(defaults, name) for name in topology
+    ]:
         problems.append("compose overrides the worker's default exchange or queue")
+    if "ZIPFLOW_ROUTING_KEY" not in service_environment(compose, "worker", env):
+        problems.append("compose does not name the worker's ZIPFLOW_ROUTING_KEY beside MinIO's")
 
     unchecked = set(notify) - set(expected) - {"URL", "QUEUE_DIR"}
     problems += [f"{NOTIFY_PREFIX}{name}_{TARGET_ID} is not checked here" for name in unchecked]
@@ -182,7 +190,16 @@ def test_minio_notification_target_matches_the_worker(compose, env) -> None:
         ),
         ("MINIO_NOTIFY_AMQP_QUEUE_DIR_PRIMARY", "/data/events", "not on a volume of its own"),
         ("MINIO_NOTIFY_AMQP_QUEUE_DIR_PRIMARY", "/data", "lies inside MinIO's data"),
-        ("MINIO_NOTIFY_AMQP_ROUTING_KEY_PRIMARY", "objects", "is not checked here"),
+        (
+            "MINIO_NOTIFY_AMQP_ROUTING_KEY_PRIMARY",
+            "objects",
+            "ROUTING_KEY_PRIMARY is 'objects', not ''",
+        ),
+        ("MINIO_NOTIFY_AMQP_ROUTING_KEY_PRIMARY", None, "ROUTING_KEY_PRIMARY is None, not ''"),
+        ("MINIO_NOTIFY_AMQP_QUEUE_LIMIT_PRIMARY", "500", "QUEUE_LIMIT_PRIMARY is '500'"),
+        ("MINIO_NOTIFY_AMQP_MANDATORY_PRIMARY", "on", "is not checked here"),
+        ("MINIO_API_SYNC_EVENTS", None, "MINIO_API_SYNC_EVENTS is None, not 'on'"),
+        ("MINIO_API_SYNC_EVENTS", "off", "MINIO_API_SYNC_EVENTS is 'off', not 'on'"),
         ("MINIO_NOTIFY_AMQP_ENABLE_SECONDARY", "on", "is not a setting of target PRIMARY"),
     ],
 )
@@ -202,6 +219,7 @@ def test_a_mismatch_in_minio_settings_is_caught(compose, variable, value, compla
         ("ZIPFLOW_EXCHANGE_TYPE", "topic", "EXCHANGE_TYPE_PRIMARY is 'fanout', not 'topic'"),
         ("ZIPFLOW_EXCHANGE_DURABLE", "false", "DURABLE_PRIMARY is 'on', not 'off'"),
         ("ZIPFLOW_QUEUE", "elsewhere", "overrides the worker's default exchange or queue"),
+        ("ZIPFLOW_ROUTING_KEY", "objects", "ROUTING_KEY_PRIMARY is '', not 'objects'"),
         ("ZIPFLOW_AMQP_URL", "amqp://zipflow:x@localhost:5672/%2F", "the worker consumes from"),
     ],
 )
@@ -212,6 +230,33 @@ def test_a_mismatch_in_worker_settings_is_caught(compose, variable, value, compl
         variable: value,
     }
     assert any(complaint in problem for problem in notification_problems(broken, {}))
+
+
+def test_the_worker_names_its_routing_key_beside_minios(compose) -> None:
+    broken = copy.deepcopy(compose)
+    del broken["x-zipflow-app"]["environment"]["ZIPFLOW_ROUTING_KEY"]
+    for service in ("worker", "api"):
+        broken["services"][service]["environment"] = broken["x-zipflow-app"]["environment"]
+    assert any("ZIPFLOW_ROUTING_KEY" in problem for problem in notification_problems(broken, {}))
+
+
+def rabbitmq_settings(compose: dict[str, Any]) -> dict[str, str]:
+    """The settings of the rabbitmq.conf files compose mounts into RabbitMQ's conf.d."""
+    settings = {}
+    for volume in compose["services"]["rabbitmq"]["volumes"]:
+        source, target, *_ = volume.split(":")
+        if target.startswith("/etc/rabbitmq/conf.d/"):
+            for line in (COMPOSE.parent / source).read_text().splitlines():
+                if line.strip() and not line.lstrip().startswith("#"):
+                    name, _, value = line.partition("=")
+                    settings[name.strip()] = value.strip()
+    return settings
+
+
+def test_rabbitmq_lets_a_long_load_hold_its_delivery(compose) -> None:
+    # RabbitMQ's default of 30 minutes is shorter than the largest loads (docs/worker.md).
+    timeout_ms = int(rabbitmq_settings(compose)["consumer_timeout"])
+    assert timeout_ms >= 4 * 3600 * 1000
 
 
 def test_worker_and_api_run_one_image_with_one_configuration(compose, env) -> None:

@@ -62,7 +62,7 @@ def test_notification_script_checks_before_subscribing() -> None:
     """`mc event add` fails on an identical rule, so a second run must look first."""
     text = NOTIFY_SCRIPT.read_text()
     assert text.index("mc event ls") < text.index("mc event add")
-    assert "--suffix .zip" in text
+    assert '--suffix "$suffix"' in text
     assert "mc mb --ignore-existing" in text
 
 

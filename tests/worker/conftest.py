@@ -15,6 +15,7 @@ import peewee
 import pika
 import pytest
 from minio import Minio
+from moto.s3.models import FakeKey
 
 from shared.config import Settings
 from shared.db import open_database
@@ -101,6 +102,25 @@ def start_worker(db: peewee.Database, minio: Minio, broker: object) -> Iterator[
     for worker in started:
         if worker.thread.is_alive():
             worker.stop()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def listings_in_milliseconds() -> Iterator[None]:
+    """Make moto list modification times with milliseconds, as MinIO does.
+
+    MinIO's listings format ModTime with milliseconds (internal/amztime ISO8601Format); moto
+    rounds them to whole seconds, which would hide the precision the worker relies on when
+    no event carries a sequencer. HEAD keeps whole seconds on both.
+    """
+    original = FakeKey.last_modified_ISO8601
+    FakeKey.last_modified_ISO8601 = property(
+        lambda key: (
+            key.last_modified.strftime("%Y-%m-%dT%H:%M:%S.")
+            + f"{key.last_modified.microsecond // 1000:03d}Z"
+        )
+    )
+    yield
+    FakeKey.last_modified_ISO8601 = original
 
 
 @pytest.fixture(autouse=True)

@@ -11,6 +11,7 @@ import threading
 import time
 import zipfile
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import TypeVar
 from urllib.parse import quote_plus
@@ -18,6 +19,7 @@ from urllib.parse import quote_plus
 import pika
 
 from shared.config import Settings
+from tests.minio_events import minio_body
 
 T = TypeVar("T")
 
@@ -70,6 +72,35 @@ def minio_event(
         "source": {"host": "10.0.0.7", "port": "", "userAgent": "MinIO (linux; amd64) minio-go/v7"},
     }
     return json.dumps({"EventName": name, "Key": f"{bucket}/{key}", "Records": [record]}).encode()
+
+
+def upload_zip(
+    minio, settings: Settings, path: Path, key: str, part_size: int = 0
+) -> tuple[str, int, datetime]:
+    """Put a file into the source bucket; its etag, size and the listing's modification time."""
+    with path.open("rb") as stream:
+        result = minio.put_object(
+            settings.source_bucket,
+            key,
+            stream,
+            path.stat().st_size,
+            content_type="application/zip",
+            part_size=part_size,
+        )
+    [listed] = [
+        item
+        for item in minio.list_objects(settings.source_bucket, prefix=key)
+        if item.object_name == key
+    ]
+    return result.etag.strip('"'), path.stat().st_size, listed.last_modified
+
+
+def event_for(
+    minio, settings: Settings, path: Path, key: str, name: str = "s3:ObjectCreated:Put", **kw
+) -> bytes:
+    """Upload `path` as `key` and return the body MinIO would publish for that upload."""
+    etag, size, modified = upload_zip(minio, settings, path, key, **kw)
+    return minio_body(settings.source_bucket, key, etag, size, modified, name=name)
 
 
 def publish_event(
