@@ -215,6 +215,12 @@ SCHEMAS: dict[str, Any] = {
             "rejections_total": {"type": "integer"},
             "error": {"type": ["string", "null"]},
             "note": {"type": ["string", "null"]},
+            "warnings": {
+                "type": "array",
+                "items": {"type": "string"},
+                "description": "Steps that failed after the load committed (writing output.csv,"
+                " deleting old images): the run succeeded and the store holds its data.",
+            },
             "queued_at": {"type": ["string", "null"], "format": "date-time"},
             "started_at": {"type": ["string", "null"], "format": "date-time"},
             "finished_at": {"type": ["string", "null"], "format": "date-time"},

@@ -98,6 +98,7 @@ def run_json(run: Run) -> dict[str, Any]:
         "rejections_total": max(run.rejected, len(rejections)),
         "error": run.error,
         "note": run.note,
+        "warnings": run.warnings,
         "queued_at": _timestamp(run.queued_at),
         "started_at": _timestamp(run.started_at),
         "finished_at": _timestamp(run.finished_at),

@@ -16,10 +16,12 @@ from shared.config import MODES, ConfigError, Settings
 from shared.db import open_database
 from shared.demo import write_demo_archive
 from shared.models import Run, create_schema
-from shared.pipeline import Job, process
+from shared.pipeline import Job, OutputPathError, check_csv_out, process
 from shared.storage import LocalStore
 
 PROGRESS_BAR_FROM_MEMBERS = 20_000
+# The store holds the new data, but a step after the commit (such as writing --csv) failed.
+EXIT_LOADED_WITH_WARNINGS = 3
 
 Command = Callable[[argparse.Namespace, Settings], int]
 
@@ -74,6 +76,12 @@ def process_command(args: argparse.Namespace, settings: Settings) -> int:
     if not args.zip.is_file():
         print(f"zipflow process: {args.zip} is not a file", file=sys.stderr)
         return 2
+    if args.csv is not None:
+        try:
+            check_csv_out(args.csv, args.zip)
+        except OutputPathError as error:
+            print(f"zipflow process: --csv {error}", file=sys.stderr)
+            return 2
     open_database(settings.database_url)
     create_schema()
     store = LocalStore(settings.data_dir, settings.processed_bucket)
@@ -91,6 +99,12 @@ def process_command(args: argparse.Namespace, settings: Settings) -> int:
     if run.status != "succeeded":
         print(f"zipflow process: failed: {run.error}", file=sys.stderr)
         return 1
+    if run.warnings:
+        print(
+            f"zipflow process: run {run.id} loaded the store, but {'; '.join(run.warnings)}",
+            file=sys.stderr,
+        )
+        return EXIT_LOADED_WITH_WARNINGS
     return 0
 
 
@@ -115,6 +129,7 @@ def run_summary(run: Run) -> dict[str, object]:
         **run.counts(),
         "rejections": run.rejections,
         "error": run.error,
+        "warnings": run.warnings,
         "duration_seconds": run.duration_seconds,
     }
 
@@ -124,12 +139,13 @@ def _human_summary(run: Run) -> str:
         f"run {run.id} {run.status} in {run.duration_seconds}s ({run.mode}): {run.source}",
         f"  users in archive {run.users_in_archive}: {run.inserted} inserted, {run.updated} updated,"
         f" {run.deleted} deleted, {run.unchanged} unchanged, {run.kept_newer} kept (newer data)",
-        f"  images {run.images}: {run.images_uploaded} written",
+        f"  images {run.images}: {run.images_uploaded} written, {run.images_deleted} deleted",
         f"  rejected {run.rejected}",
     ]
     lines += [f"    {r['member']}: {r['reason']}" for r in run.rejections]
     if run.error:
         lines.append(f"  error: {run.error}")
+    lines += [f"  warning: {warning}" for warning in run.warnings]
     return "\n".join(lines)
 
 

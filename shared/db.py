@@ -12,7 +12,7 @@ from pathlib import Path
 
 import peewee
 from playhouse.db_url import connect
-from playhouse.migrate import SchemaMigrator
+from playhouse.migrate import SchemaMigrator, migrate
 
 database = peewee.DatabaseProxy()
 log = logging.getLogger(__name__)
@@ -32,10 +32,16 @@ SQLITE_LOWER = "zipflow_lower"
 
 Migration = Callable[[SchemaMigrator], None]
 
+
+def _add_run_warnings(migrator: SchemaMigrator) -> None:
+    """Version 2: runs record the steps that failed after their commit."""
+    migrate(migrator.add_column("run", "warnings_json", peewee.TextField(default="[]")))
+
+
 # Schema changes after version 1, in order. Version N+1 is MIGRATIONS[N - 1]: append a
 # function that calls `playhouse.migrate.migrate(migrator.add_column(...), ...)`; never
 # edit or remove one that has shipped.
-MIGRATIONS: list[Migration] = []
+MIGRATIONS: list[Migration] = [_add_run_warnings]
 # Any fixed number: the PostgreSQL advisory lock that schema changes take, one at a time.
 SCHEMA_LOCK_KEY = 7_246_120
 

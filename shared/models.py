@@ -62,6 +62,8 @@ class Run(BaseModel):
     rejections_json = peewee.TextField(default="[]")
     error = peewee.TextField(null=True)
     note = peewee.TextField(null=True)
+    # Steps that failed after a load committed (see shared.pipeline): the run succeeded.
+    warnings_json = peewee.TextField(default="[]")
 
     queued_at = peewee.DateTimeField(default=utcnow)
     started_at = peewee.DateTimeField(null=True)
@@ -78,6 +80,15 @@ class Run(BaseModel):
     @rejections.setter
     def rejections(self, value: list[dict[str, str]]) -> None:
         self.rejections_json = json.dumps(value, ensure_ascii=False)
+
+    @property
+    def warnings(self) -> list[str]:
+        """What failed after the commit, one sentence each; empty for a clean run."""
+        return json.loads(self.warnings_json)
+
+    @warnings.setter
+    def warnings(self, value: list[str]) -> None:
+        self.warnings_json = json.dumps(value, ensure_ascii=False)
 
     def counts(self) -> dict[str, int]:
         """What the run found and changed, as served by /runs and printed by the command line."""

@@ -1,15 +1,20 @@
 """The one function that runs a load end to end, for the worker and `zipflow process` alike.
 
-read the stored users -> read and validate the archive (skipping user files whose
-fingerprint says they are unchanged) -> plan -> in one transaction: upload the changed
-images, write the rows -> after commit: delete the images of removed users, export
-output.csv -> record the run.
+check the output path -> read the stored users -> read and validate the archive
+(skipping user files whose fingerprint says they are unchanged) -> plan -> in one
+transaction: upload the changed images, write the rows -> after commit: delete the images
+of removed users, export output.csv -> record the run.
+
+A run's status says what happened to the store: `failed` means nothing changed. A step
+after the commit that fails leaves the run `succeeded`, with the step named in its
+`warnings`.
 """
 
 import csv
 import gc
 import io
 import logging
+import os
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -17,6 +22,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import TypeVar
 
 from shared.archive import (
     Archive,
@@ -37,6 +43,7 @@ log = logging.getLogger(__name__)
 
 OUTPUT_HEADER = ("user_id", "first_name", "last_name", "birthts", "img_path")
 PROGRESS_SAVE_SECONDS = 1.0
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -54,6 +61,10 @@ class Job:
 Progress = Callable[[int, int], None]
 
 
+class OutputPathError(ValueError):
+    """Where output.csv should be written cannot take it; found before the load starts."""
+
+
 def process(
     job: Job,
     settings: Settings,
@@ -63,15 +74,19 @@ def process(
 ) -> Run:
     """Load `job` and return its finished run.
 
-    A bad archive (ArchiveError) fails the run and leaves the store untouched. Any other
-    error is storage or database trouble that a retry may cure: the run is marked failed
-    when the store still answers, and the error is re-raised for the caller to retry.
+    An unusable `csv_out` raises OutputPathError before anything changes. A bad archive
+    (ArchiveError) fails the run and leaves the store untouched. Any other error before
+    the commit is storage or database trouble that a retry may cure: the run is marked
+    failed when the store still answers, and the error is re-raised for the caller to
+    retry. After the commit the run succeeds whatever happens (see `_after_commit`).
     """
+    if csv_out is not None:
+        check_csv_out(csv_out, job.path)
     with load_lock(User._meta.table_name):
         run = _start_run(job, settings.mode)
         try:
             with _gc_paused():
-                _load(job, run, settings, store, csv_out, on_progress)
+                images_to_delete = _load(job, run, settings, store, on_progress)
         except ArchiveError as error:
             _finish(run, "failed", error=str(error))
             return run
@@ -81,7 +96,30 @@ def process(
             except Exception:
                 log.exception("run %s: could not record the failure", run.id)
             raise
+        _after_commit(run, images_to_delete, store, csv_out)
         return run
+
+
+def check_csv_out(path: Path, archive: Path) -> None:
+    """Refuse an output.csv path that cannot be written, before the load changes anything.
+
+    The file is opened for appending, which changes no content, and removed again if the
+    check created it: permissions, read-only file systems and the like all show here.
+    """
+    if path.is_dir():
+        raise OutputPathError(f"{path} is a directory; name a file, such as {path / OUTPUT_KEY}")
+    if not path.parent.is_dir():
+        raise OutputPathError(f"{path}: the folder {path.parent} does not exist")
+    if path.exists() and path.samefile(archive):
+        raise OutputPathError(f"{path} is the archive being loaded; name another file")
+    existed = path.exists()
+    try:
+        with path.open("ab"):
+            pass
+    except OSError as error:
+        raise OutputPathError(f"{path} cannot be written: {error.strerror}") from None
+    if not existed:
+        os.unlink(path)
 
 
 def record_skipped(
@@ -136,9 +174,9 @@ def _load(
     run: Run,
     settings: Settings,
     store: ProcessedStore,
-    csv_out: Path | None,
     on_progress: Progress | None,
-) -> None:
+) -> list[str]:
+    """Load the archive and commit; return the ids whose stored images are now orphans."""
     modified_ms = _epoch_ms(job.modified) if job.modified else now_ms()
     # Loads into one store run one at a time (`load_lock`), so the store read here is
     # still the store when the transaction below writes.
@@ -165,14 +203,45 @@ def _load(
             apply_plan(plan, run.id, modified_ms, utcnow())
             _count(run, users, contents, plan)
             run.save()
-    if plan.inserts or plan.updates or plan.deletes:
-        refresh_statistics(User._meta.table_name)
-    if plan.images_to_delete:
-        store.delete_many(image_key(user_id) for user_id in plan.images_to_delete)
-    output = export_csv()
-    store.put(OUTPUT_KEY, output, "text/csv; charset=utf-8")
-    if csv_out is not None:
-        csv_out.write_bytes(output)
+    return plan.images_to_delete
+
+
+def _after_commit(
+    run: Run, images_to_delete: list[str], store: ProcessedStore, csv_out: Path | None
+) -> None:
+    """Finish a committed load, and record the run as succeeded whatever fails here.
+
+    The store holds the new data by now, so a failed step is a warning on the run, never a
+    failed run; the caller reports the warnings. The next load writes output.csv again; an
+    image whose deletion failed stays in the bucket, referenced by no user.
+    """
+    warnings: list[str] = []
+
+    def attempt(step: str, action: Callable[[], T]) -> T | None:
+        try:
+            return action()
+        except Exception as error:
+            warnings.append(f"{step} failed: {type(error).__name__}: {error}")
+            return None
+
+    if run.inserted or run.updated or run.deleted:
+        attempt(
+            "refreshing the planner's statistics", lambda: refresh_statistics(User._meta.table_name)
+        )
+    if images_to_delete:
+        keys = [image_key(user_id) for user_id in images_to_delete]
+        attempt(
+            f"deleting {len(keys)} old images from {store.label}", lambda: store.delete_many(keys)
+        )
+    output = attempt(f"exporting {OUTPUT_KEY}", export_csv)
+    if output is not None:
+        attempt(
+            f"writing {OUTPUT_KEY} to {store.label}",
+            lambda: store.put(OUTPUT_KEY, output, "text/csv; charset=utf-8"),
+        )
+        if csv_out is not None:
+            attempt(f"writing {csv_out}", lambda: csv_out.write_bytes(output))
+    run.warnings = warnings
     _finish(run, "succeeded")
 
 

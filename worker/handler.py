@@ -190,6 +190,8 @@ class Handler:
                 run.images_uploaded,
                 seconds,
             )
+            if run.warnings:
+                log.warning("%s -> run %d: %s", what, run.id, "; ".join(run.warnings))
         else:
             # process() returns a failed run only for a bad archive; other failures raise.
             run.note = BAD_ARCHIVE_NOTE

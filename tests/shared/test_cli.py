@@ -4,6 +4,7 @@ import fcntl
 import json
 import os
 import pty
+import sqlite3
 import struct
 import subprocess
 import sys
@@ -155,3 +156,67 @@ def _read_or_eof(fd: int) -> bytes:
         return os.read(fd, 4096)
     except OSError:  # the terminal closes when the child exits
         return b""
+
+
+@pytest.fixture
+def cli(tmp_path):
+    """The zipflow command run in tmp_path on a SQLite store there, for cases where the
+    store's engine does not matter; extra variables for one call go in `env`."""
+
+    def run(*args: str, env: dict[str, str] | None = None, timeout: float = 60):
+        return subprocess.run(
+            [sys.executable, "-m", "zipflow", *args],
+            env={
+                **os.environ,
+                "ZIPFLOW_DATABASE_URL": f"sqlite:///{tmp_path / 'zipflow.db'}",
+                "ZIPFLOW_DATA_DIR": str(tmp_path / "data"),
+                **(env or {}),
+            },
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+
+    return run
+
+
+def stored_user_ids(tmp_path: Path) -> list[str]:
+    with sqlite3.connect(tmp_path / "zipflow.db") as connection:
+        return [row[0] for row in connection.execute("SELECT user_id FROM app_user ORDER BY 1")]
+
+
+def test_csv_naming_a_directory_is_refused_before_the_store_changes(cli, tmp_path):
+    assert cli("process", str(users_zip(tmp_path / "older.zip", ["1"]))).returncode == 0
+    (tmp_path / "out").mkdir()
+    result = cli("process", str(users_zip(tmp_path / "nested.zip", ["2"])), "--csv", "out/")
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        "zipflow process: --csv out is a directory; name a file, such as out/output.csv"
+    ]
+    assert stored_user_ids(tmp_path) == ["1"]
+    assert not (tmp_path / "data/processed/images/2.png").exists()
+
+
+def test_csv_naming_the_input_zip_is_refused_and_the_zip_kept(cli, tmp_path):
+    archive = users_zip(tmp_path / "a.zip", ["1"])
+    content = archive.read_bytes()
+    result = cli("process", str(archive), "--csv", str(archive))
+    assert (result.returncode, result.stderr.splitlines()) == (
+        2,
+        [f"zipflow process: --csv {archive} is the archive being loaded; name another file"],
+    )
+    assert archive.read_bytes() == content
+    assert not (tmp_path / "zipflow.db").exists()
+
+
+def test_csv_failing_after_the_commit_exits_3_and_says_the_store_was_loaded(cli, tmp_path):
+    result = cli("process", str(users_zip(tmp_path / "a.zip", ["1"])), "--csv", "/dev/full")
+    assert result.returncode == 3
+    assert result.stderr.splitlines() == [
+        "zipflow process: run 1 loaded the store, but writing /dev/full failed:"
+        " OSError: [Errno 28] No space left on device"
+    ]
+    assert "run 1 succeeded" in result.stdout
+    assert "  warning: writing /dev/full failed" in result.stdout
+    assert stored_user_ids(tmp_path) == ["1"]

@@ -13,6 +13,7 @@ from pathlib import Path
 import peewee
 import psycopg2
 import pytest
+from playhouse.migrate import SchemaMigrator, migrate
 
 from shared.config import Settings
 from shared.db import (
@@ -25,7 +26,7 @@ from shared.db import (
 )
 from shared.demo import user_csv
 from shared.models import MODELS, Run, User, create_schema, sort_key
-from shared.pipeline import Job, export_csv, process, record_skipped
+from shared.pipeline import Job, OutputPathError, export_csv, process, record_skipped
 from shared.storage import LocalStore
 from tests.shared.zips import IVAN, PNG, make_zip, users_zip
 
@@ -330,13 +331,11 @@ def test_schema_creation_is_idempotent_and_applies_new_migrations_once(store_db)
 
     def add_nickname(migrator) -> None:
         applied.append(1)
-        from playhouse.migrate import migrate
-
         migrate(migrator.add_column("app_user", "nickname", peewee.TextField(null=True)))
 
     assert ensure_schema(MODELS) == 1 + len(MIGRATIONS)
-    assert ensure_schema(MODELS, [add_nickname]) == 2
-    assert ensure_schema(MODELS, [add_nickname]) == 2
+    assert ensure_schema(MODELS, [*MIGRATIONS, add_nickname]) == 2 + len(MIGRATIONS)
+    assert ensure_schema(MODELS, [*MIGRATIONS, add_nickname]) == 2 + len(MIGRATIONS)
     assert applied == [1]
     assert "nickname" in [c.name for c in store_db.get_columns("app_user")]
     assert SchemaVersion.select().count() == 1
@@ -444,3 +443,75 @@ def test_a_snapshot_keeps_a_user_whose_file_is_present_but_rejected(env, tmp_pat
     run = load(make_zip(tmp_path / "b.zip", members), env)
     assert (run.status, run.deleted, run.rejected) == ("succeeded", 1, 1)
     assert users() == {"1": ("Ivan", None), "2": ("First2", "processed/images/2.png")}
+
+
+class StoreFailingAfterTheCommit(LocalStore):
+    """A processed bucket that takes images but fails the steps after the commit."""
+
+    def put(self, key: str, data: bytes, content_type: str) -> None:
+        if key == "output.csv":
+            raise ConnectionError("object store unreachable")
+        super().put(key, data, content_type)
+
+    def delete_many(self, keys) -> None:
+        raise ConnectionError("object store unreachable")
+
+
+def test_a_step_failing_after_the_commit_leaves_the_run_succeeded_with_a_warning(env, tmp_path):
+    settings, _ = env
+    load(users_zip(tmp_path / "a.zip", ["1", "2"], images=("1", "2")), env)
+    store = StoreFailingAfterTheCommit(settings.data_dir, settings.processed_bucket)
+    job = Job(users_zip(tmp_path / "b.zip", ["2", "3"], images=("3",)), "b.zip")
+
+    run = process(job, settings, store)
+
+    assert run.status == "succeeded" and run.error is None
+    assert set(users()) == {"2", "3"}
+    stored = Run.get_by_id(run.id)
+    assert stored.status == "succeeded"
+    assert [warning.split(":")[0] for warning in stored.warnings] == [
+        f"deleting 2 old images from {store.label} failed",
+        f"writing output.csv to {store.label} failed",
+    ]
+    assert "object store unreachable" in stored.warnings[1]
+
+
+def test_a_csv_out_that_cannot_take_the_bytes_is_a_warning_not_a_failure(env, tmp_path):
+    run = process(
+        Job(users_zip(tmp_path / "a.zip", ["1"]), "a.zip"), *env, csv_out=Path("/dev/full")
+    )
+    assert (run.status, set(users())) == ("succeeded", {"1"})
+    assert run.warnings == ["writing /dev/full failed: OSError: [Errno 28] No space left on device"]
+
+
+def test_a_clean_run_has_no_warnings(env, tmp_path):
+    assert load(users_zip(tmp_path / "a.zip", ["1"]), env).warnings == []
+
+
+@pytest.mark.parametrize(
+    ("csv_out", "message"),
+    [
+        ("out", r"out is a directory; name a file, such as .*out/output.csv"),
+        ("missing/out.csv", r"the folder .*missing does not exist"),
+        ("b.zip", r"b.zip is the archive being loaded; name another file"),
+    ],
+)
+def test_an_unusable_csv_out_is_refused_before_anything_changes(env, tmp_path, csv_out, message):
+    load(users_zip(tmp_path / "a.zip", ["1"]), env)
+    (tmp_path / "out").mkdir()
+    archive = users_zip(tmp_path / "b.zip", ["2"])
+    content = archive.read_bytes()
+    with pytest.raises(OutputPathError, match=message):
+        process(Job(archive, "b.zip"), *env, csv_out=tmp_path / csv_out)
+    assert set(users()) == {"1"} and Run.select().count() == 1
+    assert archive.read_bytes() == content
+    assert not (tmp_path / "missing").exists()
+
+
+def test_a_version_1_store_gains_the_runs_warnings(store_db):
+    migrator = SchemaMigrator.from_database(store_db)
+    migrate(migrator.drop_column("run", "warnings_json"))
+    SchemaVersion.update(version=1).execute()
+    assert create_schema() == 2
+    assert "warnings_json" in [c.name for c in store_db.get_columns("run")]
+    assert Run.create(source="x").warnings == []
