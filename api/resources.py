@@ -12,7 +12,7 @@ import itertools
 import json
 import uuid
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 from urllib.parse import urlencode
@@ -20,10 +20,11 @@ from urllib.parse import urlencode
 import falcon
 import peewee
 
-from api import params
+from api import caching, params
 from shared.ages import age_between, iso_from_ymd, ymd
+from shared.aggregate import UserAggregate
 from shared.config import Settings, image_key
-from shared.db import database
+from shared.db import data_version, database
 from shared.messages import PublishError, read_json
 from shared.models import Run, queue_run, utcnow
 from shared.pipeline import OUTPUT_HEADER
@@ -62,6 +63,8 @@ class Services:
     sources: SourceBucket
     images: ProcessedStore
     publish: Callable[[Settings, int, str], None]
+    # The per-load stats, shared by this process's threads.
+    aggregate: UserAggregate = field(default_factory=UserAggregate)
 
 
 def user_json(row: UserRow, today_ymd: int) -> dict[str, Any]:
@@ -157,6 +160,10 @@ class DataResource:
         after = params.user_cursor(req)
         form = params.output_format(req)
         today = self.services.today()
+        # The representation follows Accept when format is not given.
+        resp.vary = ["Accept"]
+        if caching.not_modified(req, resp, caching.data_tag(data_version(), today, form)):
+            return
         resp.content_type = CSV_TYPE if form == "csv" else JSON_TYPE
         if limit is None:
             rows = iter_users(where, today, after)
@@ -305,7 +312,16 @@ class UserResource:
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, user_id: str) -> None:
         params.accept_only(req, ())
-        resp.media = user_json(_user_or_404(user_id), ymd(self.services.today()))
+        today = self.services.today()
+        tag = caching.data_tag(data_version(), today)
+        if caching.names(req, tag):
+            # The client has this user at the current version: no need to read the row.
+            caching.not_modified(req, resp, tag)
+            return
+        row = _user_or_404(user_id)
+        if caching.not_modified(req, resp, tag):
+            return
+        resp.media = user_json(row, ymd(today))
 
 
 class UserImageResource:
@@ -333,7 +349,10 @@ class StatsResource:
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         params.accept_only(req, params.FILTER_PARAMETERS)
         where = params.user_filter(req)
-        stats = user_stats(where, self.services.today())
+        today = self.services.today()
+        if caching.not_modified(req, resp, caching.data_tag(data_version(), today)):
+            return
+        stats = user_stats(where, today, self.services.aggregate)
         resp.media = {
             "count": stats.count,
             "average_age": stats.average_age,
@@ -352,7 +371,10 @@ class StatsAgesResource:
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         params.accept_only(req, params.FILTER_PARAMETERS)
         where = params.user_filter(req)
-        ages = age_histogram(where, self.services.today())
+        today = self.services.today()
+        if caching.not_modified(req, resp, caching.data_tag(data_version(), today)):
+            return
+        ages = age_histogram(where, today, self.services.aggregate)
         resp.media = {
             "filters": filters_json(where),
             "ages": [
@@ -392,7 +414,11 @@ class RunResource:
         run = get_run(run_id)
         if run is None:
             raise falcon.HTTPNotFound(description=f"no run {run_id}")
-        resp.media = run_json(run)
+        body = json.dumps(run_json(run), ensure_ascii=False).encode()
+        if caching.not_modified(req, resp, caching.content_tag(body)):
+            return
+        resp.content_type = JSON_TYPE
+        resp.data = body
 
 
 class HealthResource:

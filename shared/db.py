@@ -8,6 +8,7 @@ import fcntl
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
+from datetime import UTC, datetime
 from pathlib import Path
 
 import peewee
@@ -38,14 +39,6 @@ def _add_run_warnings(migrator: SchemaMigrator) -> None:
     migrate(migrator.add_column("run", "warnings_json", peewee.TextField(default="[]")))
 
 
-# Schema changes after version 1, in order. Version N+1 is MIGRATIONS[N - 1]: append a
-# function that calls `playhouse.migrate.migrate(migrator.add_column(...), ...)`; never
-# edit or remove one that has shipped.
-MIGRATIONS: list[Migration] = [_add_run_warnings]
-# Any fixed number: the PostgreSQL advisory lock that schema changes take, one at a time.
-SCHEMA_LOCK_KEY = 7_246_120
-
-
 class SchemaVersion(peewee.Model):
     """One row holding the schema version this database has reached."""
 
@@ -54,6 +47,37 @@ class SchemaVersion(peewee.Model):
     class Meta:
         database = database
         table_name = "schema_version"
+
+
+class DataVersion(peewee.Model):
+    """One row that changes whenever a load changes the users, in that load's transaction.
+
+    Readers compare it instead of the rows: the API's ETags and its per-load aggregate
+    (`shared.aggregate`) are keyed by it. It is counted here rather than derived from the
+    runs because a run with a lower id can commit after one with a higher id (the API
+    queues a run before the worker reaches it). `changed_at` tells apart two stores that
+    reached the same count, such as a database created again from scratch.
+    """
+
+    number = peewee.IntegerField()
+    changed_at = peewee.DateTimeField()
+
+    class Meta:
+        database = database
+        table_name = "data_version"
+
+
+def _add_data_version(migrator: SchemaMigrator) -> None:
+    """Version 3: the data version row."""
+    DataVersion.create_table(safe=True)
+
+
+# Schema changes after version 1, in order. Version N+1 is MIGRATIONS[N - 1]: append a
+# function that calls `playhouse.migrate.migrate(migrator.add_column(...), ...)`; never
+# edit or remove one that has shipped.
+MIGRATIONS: list[Migration] = [_add_run_warnings, _add_data_version]
+# Any fixed number: the PostgreSQL advisory lock that schema changes take, one at a time.
+SCHEMA_LOCK_KEY = 7_246_120
 
 
 # PostgreSQL URLs bind the "ext" database, whose server-side cursors let the API stream a
@@ -98,7 +122,7 @@ def ensure_schema(
     with database.atomic():
         if isinstance(database.obj, peewee.PostgresqlDatabase):
             database.execute_sql("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK_KEY,))
-        database.create_tables([SchemaVersion, *models], safe=True)
+        database.create_tables([SchemaVersion, DataVersion, *models], safe=True)
         row = SchemaVersion.select().first()
         if row is None:
             row = SchemaVersion.create(version=target)
@@ -120,6 +144,28 @@ def _schema_version() -> int | None:
     except peewee.DatabaseError:
         return None  # no schema_version table yet
     return row.version if row is not None else None
+
+
+def data_version() -> str:
+    """The version of the users' data, "0" for a store no load has changed yet.
+
+    One row, so every request can afford to read it.
+    """
+    row = DataVersion.select(DataVersion.number, DataVersion.changed_at).tuples().first()
+    if row is None:
+        return "0"
+    number, changed_at = row
+    return f"{number}.{changed_at:%Y%m%d%H%M%S%f}"
+
+
+def record_data_change() -> None:
+    """Count a change to the users; call it inside the transaction that writes them.
+
+    Loads run one at a time (`load_lock`), so the first row is created once.
+    """
+    now = datetime.now(UTC).replace(tzinfo=None)
+    if not DataVersion.update(number=DataVersion.number + 1, changed_at=now).execute():
+        DataVersion.create(number=1, changed_at=now)
 
 
 def refresh_statistics(table: str) -> None:

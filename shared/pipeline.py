@@ -34,7 +34,7 @@ from shared.archive import (
     open_archive,
 )
 from shared.config import OUTPUT_KEY, Settings, image_key
-from shared.db import database, load_lock, refresh_statistics
+from shared.db import database, load_lock, record_data_change, refresh_statistics
 from shared.load import LoadPlan, apply_plan, plan_load, read_existing, restore_unchanged
 from shared.models import Run, User, utcnow
 from shared.storage import ProcessedStore
@@ -201,6 +201,8 @@ def _load(
         with database.atomic():
             _upload_images(archive, plan.images_to_upload, store, settings.image_upload_threads)
             apply_plan(plan, run.id, modified_ms, utcnow())
+            if plan.inserts or plan.updates or plan.deletes:
+                record_data_change()
             _count(run, users, contents, plan)
             run.save()
     return plan.images_to_delete

@@ -1,7 +1,9 @@
 """The named read queries the API serves: filtered users, their stats, and the runs.
 
-Filtering, ordering, paging and averaging all happen in SQL on indexed columns, so a
-million users cost the database an index range, not Python a loop.
+Filtering, ordering and paging happen in SQL on indexed columns, so a million users cost
+the database an index range, not Python a loop. The statistics come from the per-load
+aggregate (`shared.aggregate`) when the caller has one and the filter allows, so they cost
+neither; otherwise from SQL, with the same numbers.
 """
 
 from collections.abc import Iterator
@@ -12,6 +14,7 @@ import peewee
 from playhouse.postgres_ext import PostgresqlExtDatabase
 
 from shared.ages import birthts_bounds, ymd
+from shared.aggregate import AgeCount, AgeTable, UserAggregate
 from shared.db import SQLITE_LOWER, database
 from shared.models import Run, User, sort_key, utcnow
 
@@ -127,8 +130,51 @@ def _count_all() -> peewee.Function:
     return peewee.fn.COUNT(peewee.SQL("*"))
 
 
-def user_stats(where: UserFilter, today: date) -> UserStats:
-    """Count, mean age (two decimals) and image split of the matching users, in one query."""
+def user_stats(where: UserFilter, today: date, aggregate: UserAggregate | None = None) -> UserStats:
+    """Count, mean age (two decimals) and image split of the matching users.
+
+    From `aggregate` when it can answer, otherwise in one query; both give the same numbers.
+    """
+    table = _age_table(where, today, aggregate)
+    if table is None:
+        return _user_stats_in_sql(where, today)
+    ages = table.select(where.has_image, where.min_age, where.max_age)
+    count = sum(entry.count for entry in ages)
+    images = sum(entry.with_image for entry in ages)
+    total_age = sum(entry.age * entry.count for entry in ages)
+    return UserStats(
+        count=count,
+        # The SQL's AVG: the exact sum over the count, as a float.
+        average_age=round(total_age / count, 2) if count else None,
+        with_image=images,
+        without_image=count - images,
+    )
+
+
+def age_histogram(
+    where: UserFilter, today: date, aggregate: UserAggregate | None = None
+) -> list[AgeCount]:
+    """Users per completed year of age (ages with nobody left out), youngest first.
+
+    From `aggregate` when it can answer, otherwise in one query; both give the same numbers.
+    """
+    table = _age_table(where, today, aggregate)
+    if table is None:
+        return _age_histogram_in_sql(where, today)
+    return table.select(where.has_image, where.min_age, where.max_age)
+
+
+def _age_table(where: UserFilter, today: date, aggregate: UserAggregate | None) -> AgeTable | None:
+    """The aggregate's table for `today`, or None when it cannot answer this filter.
+
+    It counts by age and image only: a name search needs the rows.
+    """
+    if aggregate is None or where.search is not None:
+        return None
+    return aggregate.ages_on(today)
+
+
+def _user_stats_in_sql(where: UserFilter, today: date) -> UserStats:
     columns = (_count_all(), peewee.fn.AVG(_age(today)), _with_image())
     query = _filtered(User.select(*columns), where, today)
     count, average, images = query.tuples().get()
@@ -142,19 +188,9 @@ def user_stats(where: UserFilter, today: date) -> UserStats:
     )
 
 
-@dataclass(frozen=True)
-class AgeCount:
-    age: int
-    count: int
-    with_image: int
-
-
-def age_histogram(where: UserFilter, today: date) -> list[AgeCount]:
-    """Users per completed year of age (ages with nobody left out), youngest first, in one query.
-
-    Grouped by the select list's first column: the age expression carries today as a bound
-    parameter, and PostgreSQL would not see a second copy of it in GROUP BY as the same.
-    """
+def _age_histogram_in_sql(where: UserFilter, today: date) -> list[AgeCount]:
+    """Grouped by the select list's first column: the age expression carries today as a bound
+    parameter, and PostgreSQL would not see a second copy of it in GROUP BY as the same."""
     query = _filtered(User.select(_age(today), _count_all(), _with_image()), where, today)
     query = query.group_by(peewee.SQL("1")).order_by(peewee.SQL("1"))
     return [

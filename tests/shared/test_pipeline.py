@@ -18,11 +18,14 @@ from playhouse.migrate import SchemaMigrator, migrate
 from shared.config import Settings
 from shared.db import (
     MIGRATIONS,
+    DataVersion,
     SchemaVersion,
+    data_version,
     database,
     ensure_schema,
     load_lock,
     open_database,
+    record_data_change,
 )
 from shared.demo import user_csv
 from shared.models import MODELS, Run, User, create_schema, sort_key
@@ -512,6 +515,16 @@ def test_a_version_1_store_gains_the_runs_warnings(store_db):
     migrator = SchemaMigrator.from_database(store_db)
     migrate(migrator.drop_column("run", "warnings_json"))
     SchemaVersion.update(version=1).execute()
-    assert create_schema() == 2
+    assert create_schema() == 1 + len(MIGRATIONS)
     assert "warnings_json" in [c.name for c in store_db.get_columns("run")]
     assert Run.create(source="x").warnings == []
+
+
+def test_a_version_2_store_gains_the_data_version(store_db):
+    DataVersion.drop_table()
+    SchemaVersion.update(version=2).execute()
+    assert create_schema() == 1 + len(MIGRATIONS)
+    assert data_version() == "0"
+    with database.atomic():
+        record_data_change()
+    assert data_version().startswith("1.")
