@@ -1,18 +1,21 @@
-"""How fast the API answers on a 100,000-user store, served by waitress as deployed.
+"""How fast the API answers, served by waitress as deployed, on 100,000 users or a million.
 
-    python bench/api_bench.py [--users 100000] [--seconds 5] [--clients 4]
+    python bench/api_bench.py [--users 100000] [--fill load|sql] [--seconds 5] [--clients 4]
                               [--database-url URL [--loaded]]
 
-Loads a demo archive through the pipeline (images to a local directory), starts
-`python -m api` in its own process, then prints for `/stats?min_age=20&max_age=40` and
-`/data?limit=100` the requests per second with several keep-alive clients and the median
-latency of one client, and for the full `GET /data` stream its time and the server's
+Fills the store (`load`: a demo archive through the pipeline, images to a local directory;
+`sql`: the same kind of rows written straight through SQL, bench/store_fill.py, for large
+stores), starts `python -m api` in its own process, then prints for each endpoint below the
+requests per second with several keep-alive clients and the median latency of one client.
+Beside the /stats figures it prints the reference: the same statistics computed by the
+direct SQL (what /stats ran before the per-load aggregate), timed in this process on the
+same store. Then the first /stats after the server starts (the aggregate's build), a
+revalidation answered 304, and the full `GET /data` stream: its time and the server's
 memory before and during it. Client and server share the machine's cores.
 """
 
 import argparse
 import http.client
-import json
 import os
 import platform
 import socket
@@ -25,32 +28,55 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+from store_fill import fill_users  # bench/store_fill.py, beside this script
+
+from shared.ages import utc_today
 from shared.config import Settings
 from shared.db import open_database
 from shared.demo import write_demo_archive
 from shared.models import create_schema
 from shared.pipeline import Job, process
+from shared.queries import UserFilter, user_stats
 from shared.storage import LocalStore
 
-ENDPOINTS = ("/stats?min_age=20&max_age=40", "/data?limit=100")
+ENDPOINTS = (
+    "/stats",
+    "/stats?min_age=20&max_age=40",
+    "/stats?is_image_exists=true&min_age=20&max_age=40",
+    "/stats/ages",
+    "/data?limit=100",
+    "/data/1500",
+    "/runs?limit=20",
+)
+# The filters of the /stats endpoints above, for the direct SQL reference.
+STATS_FILTERS = {
+    "/stats": UserFilter(),
+    "/stats?min_age=20&max_age=40": UserFilter(min_age=20, max_age=40),
+    "/stats?is_image_exists=true&min_age=20&max_age=40": UserFilter(
+        has_image=True, min_age=20, max_age=40
+    ),
+}
 LATENCY_REQUESTS = 300
+REFERENCE_RUNS = 15
 
 
-def load_store(users: int, database_url: str, scratch: Path) -> None:
-    archive = Path(tempfile.gettempdir()) / f"zipflow-api-bench-{users}.zip"
-    if not archive.exists():
-        write_demo_archive(archive, users, seed=2)
-    settings = replace(Settings(), database_url=database_url, data_dir=scratch)
+def load_store(users: int, database_url: str, scratch: Path, fill: str) -> None:
     open_database(database_url)
     create_schema()
     started = time.perf_counter()
-    run = process(
-        Job(archive, str(archive)), settings, LocalStore(scratch, settings.processed_bucket)
-    )
-    assert run.status == "succeeded", run.error
-    print(
-        f"store: {run.users_in_archive} users loaded in {time.perf_counter() - started:.1f} s ({database_url})"
-    )
+    if fill == "sql":
+        fill_users(users)
+        how = "written through SQL (bench/store_fill.py)"
+    else:
+        archive = Path(tempfile.gettempdir()) / f"zipflow-api-bench-{users}.zip"
+        if not archive.exists():
+            write_demo_archive(archive, users, seed=2)
+        settings = replace(Settings(), database_url=database_url, data_dir=scratch)
+        store = LocalStore(scratch, settings.processed_bucket)
+        run = process(Job(archive, str(archive)), settings, store)
+        assert run.status == "succeeded", run.error
+        how = "loaded through the pipeline"
+    print(f"store: {users} users {how} in {time.perf_counter() - started:.1f} s ({database_url})")
 
 
 def free_port() -> int:
@@ -76,20 +102,24 @@ def start_server(database_url: str, port: int) -> subprocess.Popen:
     raise RuntimeError("the API did not become ready in 30 s")
 
 
-def get(connection: http.client.HTTPConnection, path: str) -> tuple[int, bytes]:
-    connection.request("GET", path)
+def get(
+    connection: http.client.HTTPConnection, path: str, headers: dict[str, str] | None = None
+) -> tuple[int, bytes]:
+    connection.request("GET", path, headers=headers or {})
     response = connection.getresponse()
     return response.status, response.read()
 
 
-def median_latency_ms(port: int, path: str) -> float:
+def median_latency_ms(
+    port: int, path: str, headers: dict[str, str] | None = None, expect: int = 200
+) -> float:
     connection = http.client.HTTPConnection("127.0.0.1", port)
     timings = []
     for _ in range(LATENCY_REQUESTS):
         started = time.perf_counter()
-        status, _ = get(connection, path)
+        status, _ = get(connection, path, headers)
         timings.append(time.perf_counter() - started)
-        assert status == 200, status
+        assert status == expect, (path, status)
     connection.close()
     return statistics.median(timings) * 1000
 
@@ -115,6 +145,16 @@ def requests_per_second(port: int, path: str, clients: int, seconds: float) -> f
     return sum(counts) / (time.perf_counter() - started)
 
 
+def direct_sql_ms(where: UserFilter) -> float:
+    """The median time of the direct SQL statistics, the reference for /stats."""
+    timings = []
+    for _ in range(REFERENCE_RUNS):
+        started = time.perf_counter()
+        user_stats(where, utc_today())
+        timings.append(time.perf_counter() - started)
+    return statistics.median(timings) * 1000
+
+
 def rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -122,8 +162,11 @@ def rss_mb(pid: int) -> float:
     raise RuntimeError("no VmRSS")
 
 
-def stream_all(port: int, pid: int) -> tuple[float, int, float, float]:
-    """Seconds to receive all of GET /data, its size, and server RSS before and at peak."""
+def stream_all(port: int, pid: int) -> tuple[float, int, int, float, float]:
+    """Seconds to receive all of GET /data, its users and bytes, server RSS before and peak.
+
+    The body is read in pieces and never held whole, so the client stays small too.
+    """
     before = rss_mb(pid)
     peak = before
     done = threading.Event()
@@ -138,24 +181,37 @@ def stream_all(port: int, pid: int) -> tuple[float, int, float, float]:
     sampler.start()
     connection = http.client.HTTPConnection("127.0.0.1", port)
     started = time.perf_counter()
-    status, body = get(connection, "/data")
+    connection.request("GET", "/data")
+    response = connection.getresponse()
+    marker = b'"user_id"'
+    users = size = 0
+    tail = b""
+    while piece := response.read(1 << 16):
+        size += len(piece)
+        text = tail + piece
+        users += text.count(marker)
+        # Keep what could be the start of a marker cut by the piece's end.
+        tail = text[-(len(marker) - 1) :]
     elapsed = time.perf_counter() - started
     done.set()
     sampler.join()
-    assert status == 200, status
-    return elapsed, len(json.loads(body)), before, peak
+    assert response.status == 200, response.status
+    return elapsed, users, size, before, peak
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--users", type=int, default=100_000)
     parser.add_argument(
+        "--fill", choices=("load", "sql"), default="load", help="how to fill the store"
+    )
+    parser.add_argument(
         "--seconds", type=float, default=5.0, help="duration of each throughput run"
     )
     parser.add_argument("--clients", type=int, default=4, help="concurrent keep-alive clients")
     parser.add_argument("--database-url", help="default: a SQLite file in a temporary directory")
     parser.add_argument(
-        "--loaded", action="store_true", help="the store at --database-url is loaded already"
+        "--loaded", action="store_true", help="the store at --database-url is filled already"
     )
     args = parser.parse_args()
 
@@ -165,25 +221,46 @@ def main() -> None:
     )
     with tempfile.TemporaryDirectory() as scratch:
         database_url = args.database_url or f"sqlite:///{scratch}/bench.db"
-        if not (args.loaded and args.database_url):
-            load_store(args.users, database_url, Path(scratch))
+        if args.loaded and args.database_url:
+            open_database(database_url)
+        else:
+            load_store(args.users, database_url, Path(scratch), args.fill)
         port = free_port()
         server = start_server(database_url, port)
         try:
             print(
                 f"server: python -m api (waitress, {Settings().api_threads} threads), pid {server.pid}"
             )
+            connection = http.client.HTTPConnection("127.0.0.1", port)
+            started = time.perf_counter()
+            status, _ = get(connection, "/stats")
+            assert status == 200, status
+            print(
+                f"GET /stats, first after start (builds the aggregate): "
+                f"{(time.perf_counter() - started) * 1000:.0f} ms"
+            )
             for path in ENDPOINTS:
                 median_latency_ms(port, path)  # warm up caches and connections
                 latency = median_latency_ms(port, path)
                 rate = requests_per_second(port, path, args.clients, args.seconds)
-                print(
-                    f"GET {path}: {rate:.0f} req/s ({args.clients} clients), median {latency:.1f} ms (1 client)"
-                )
+                line = f"GET {path}: median {latency:.2f} ms (1 client), {rate:.0f} req/s ({args.clients} clients)"
+                if path in STATS_FILTERS:
+                    line += (
+                        f"; reference, the direct SQL: {direct_sql_ms(STATS_FILTERS[path]):.1f} ms"
+                    )
+                print(line)
+            connection.request("GET", "/data?limit=100")
+            response = connection.getresponse()
+            response.read()
+            etag = response.getheader("ETag")
+            revalidation = median_latency_ms(
+                port, "/data?limit=100", {"If-None-Match": etag}, expect=304
+            )
+            print(f"GET /data?limit=100 with its ETag: 304, median {revalidation:.2f} ms")
             for attempt in (1, 2):
-                seconds, users, before, peak = stream_all(port, server.pid)
+                seconds, users, size, before, peak = stream_all(port, server.pid)
                 print(
-                    f"GET /data (all {users} users, run {attempt}): {seconds:.2f} s, "
+                    f"GET /data (all {users} users, {size / 1e6:.0f} MB, run {attempt}): {seconds:.2f} s, "
                     f"server RSS {before:.0f} MB before, {peak:.0f} MB peak"
                 )
         finally:
