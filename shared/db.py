@@ -6,6 +6,7 @@ tests bind it to their own database.
 
 import fcntl
 import logging
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
@@ -75,9 +76,16 @@ def _add_data_version(migrator: SchemaMigrator) -> None:
 # Schema changes after version 1, in order. Version N+1 is MIGRATIONS[N - 1]: append a
 # function that calls `playhouse.migrate.migrate(migrator.add_column(...), ...)`; never
 # edit or remove one that has shipped.
-MIGRATIONS: list[Migration] = [_add_run_warnings, _add_data_version]
+def _add_run_source_version(migrator: SchemaMigrator) -> None:
+    """Version 4: `run.source_version`, the precise order of source versions."""
+    migrate(migrator.add_column("run", "source_version", peewee.BigIntegerField(null=True)))
+
+
+MIGRATIONS: list[Migration] = [_add_run_warnings, _add_data_version, _add_run_source_version]
 # Any fixed number: the PostgreSQL advisory lock that schema changes take, one at a time.
 SCHEMA_LOCK_KEY = 7_246_120
+# How many times this thread holds the load lock (see load_lock).
+_held = threading.local()
 
 
 # PostgreSQL URLs bind the "ext" database, whose server-side cursors let the API stream a
@@ -186,8 +194,26 @@ def load_lock(table: str) -> Iterator[None]:
     worker's queue ensures that among workers, and this lock extends it to `zipflow
     process` and anything else that loads. PostgreSQL holds it as a session advisory lock
     keyed by the table's oid, so stores in other schemas do not wait for each other;
-    SQLite as a lock on a file beside the database. Both go when the process dies.
+    SQLite as a lock on a file beside the database. Both go when the process dies. A
+    thread that holds it may take it again (the worker decides and loads under one hold).
     """
+    if getattr(_held, "depth", 0):
+        _held.depth += 1
+        try:
+            yield
+        finally:
+            _held.depth -= 1
+        return
+    with _acquire(table):
+        _held.depth = 1
+        try:
+            yield
+        finally:
+            _held.depth = 0
+
+
+@contextmanager
+def _acquire(table: str) -> Iterator[None]:
     db = database.obj
     if isinstance(db, peewee.PostgresqlDatabase):
         with _advisory_lock(db, table):

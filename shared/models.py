@@ -10,7 +10,7 @@ import peewee
 
 from shared.db import database, ensure_schema
 
-RUN_STATUSES = ("queued", "running", "succeeded", "failed", "skipped")
+RUN_STATUSES = ("queued", "running", "succeeded", "failed", "skipped", "abandoned")
 MAX_USER_ID_LENGTH = 64
 RUN_COUNTS = (
     "users_in_archive",
@@ -42,6 +42,9 @@ class Run(BaseModel):
     source = peewee.CharField(max_length=1200)
     etag = peewee.CharField(max_length=200, null=True)
     source_modified = peewee.DateTimeField(null=True)
+    # Orders versions of source zips: the object's modification time in nanoseconds since
+    # 1970, from the event's sequencer, or from a listing's milliseconds without an event.
+    source_version = peewee.BigIntegerField(null=True)
     trigger = peewee.CharField(max_length=20, default="event")
     mode = peewee.CharField(max_length=20, default="snapshot")
     status = peewee.CharField(max_length=20, default="queued", index=True)
@@ -169,11 +172,15 @@ def sort_key(user_id: str) -> str:
 
 
 def last_loaded_run() -> Run | None:
-    """The newest run that changed the store, which decides whether an event is stale."""
+    """The run whose load committed last: in snapshot mode, the archive the store shows.
+
+    Loads run one at a time (the load lock), so the last to finish is the last committed,
+    whatever the versions of the archives.
+    """
     return (
         Run.select()
         .where(Run.status == "succeeded")
-        .order_by(Run.source_modified.desc(nulls="LAST"), Run.id.desc())
+        .order_by(Run.finished_at.desc(nulls="LAST"), Run.id.desc())
         .first()
     )
 

@@ -56,6 +56,8 @@ class Job:
     modified: datetime | None = None
     trigger: str = "cli"
     run_id: int | None = None
+    # The version's order (see Run.source_version): the merge rule compares it row by row.
+    version: int | None = None
 
 
 Progress = Callable[[int, int], None]
@@ -83,6 +85,7 @@ def process(
     if csv_out is not None:
         check_csv_out(csv_out, job.path)
     with load_lock(User._meta.table_name):
+        abandon_orphaned_runs()
         run = _start_run(job, settings.mode)
         try:
             with _gc_paused():
@@ -122,6 +125,25 @@ def check_csv_out(path: Path, archive: Path) -> None:
         os.unlink(path)
 
 
+ABANDONED_NOTE = (
+    "abandoned: the process loading it stopped before the load finished (killed, or its "
+    "delivery taken back by RabbitMQ); a redelivered message is loaded again by a later run"
+)
+
+
+def abandon_orphaned_runs() -> int:
+    """Mark every run left "running" by a process that died as abandoned; call under the load lock.
+
+    A run is "running" only while its process holds the load lock, so a holder of the lock
+    that finds one knows no load holds it any more.
+    """
+    return (
+        Run.update(status="abandoned", note=ABANDONED_NOTE, finished_at=utcnow())
+        .where(Run.status == "running")
+        .execute()
+    )
+
+
 def record_skipped(
     source: str,
     etag: str | None,
@@ -129,11 +151,13 @@ def record_skipped(
     trigger: str,
     note: str,
     run_id: int | None = None,
+    version: int | None = None,
 ) -> Run:
     """Record that an archive was deliberately not loaded, and why."""
     now = utcnow()
     run = Run.get_by_id(run_id) if run_id is not None else Run(queued_at=now)
     run.source, run.etag, run.source_modified, run.trigger = source, etag, modified, trigger
+    run.source_version = version
     run.status, run.note, run.started_at, run.finished_at = "skipped", note, now, now
     run.save()
     return run
@@ -159,6 +183,7 @@ def export_csv() -> bytes:
 def _start_run(job: Job, mode: str) -> Run:
     run = Run.get_by_id(job.run_id) if job.run_id is not None else Run()
     run.source, run.etag, run.source_modified = job.source, job.etag, job.modified
+    run.source_version = job.version
     run.trigger, run.mode, run.status, run.started_at = job.trigger, mode, "running", utcnow()
     run.save()
     return run
@@ -177,7 +202,10 @@ def _load(
     on_progress: Progress | None,
 ) -> list[str]:
     """Load the archive and commit; return the ids whose stored images are now orphans."""
-    modified_ms = _epoch_ms(job.modified) if job.modified else now_ms()
+    if job.version is not None:
+        modified_ms = job.version // 1_000_000
+    else:
+        modified_ms = _epoch_ms(job.modified) if job.modified else now_ms()
     # Loads into one store run one at a time (`load_lock`), so the store read here is
     # still the store when the transaction below writes.
     existing = read_existing()

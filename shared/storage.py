@@ -183,6 +183,19 @@ class SourceBucket:
                 _naive_utc(item.last_modified),
             )
 
+    def listed(self, key: str) -> SourceObject | None:
+        """The object as a listing shows it, or None when it is gone.
+
+        A listing carries the modification time with milliseconds, where `stat` (HEAD) has
+        whole seconds: the finer time orders two uploads made within one second.
+        """
+        for item in self.client.list_objects(self.bucket, prefix=key):
+            if item.object_name == key and not item.is_dir:
+                return SourceObject(
+                    self.bucket, key, _etag(item.etag), item.size, _naive_utc(item.last_modified)
+                )
+        return None
+
     def newest_zip(self) -> SourceObject | None:
         """The most recently modified `.zip`, the one a snapshot should reflect."""
         return max(

@@ -12,17 +12,26 @@ import time
 from pathlib import Path
 
 from shared.config import Settings
+from shared.db import load_lock
 from shared.messages import REPROCESS_TYPE, Reprocess
-from shared.models import Run
-from shared.pipeline import Job, process, record_skipped
+from shared.models import Run, User
+from shared.pipeline import Job, abandon_orphaned_runs, process, record_skipped
 from shared.storage import ObjectChanged, ProcessedStore, SourceBucket, SourceObject
-from worker.decide import BAD_ARCHIVE_NOTE, abandon_running, event_skip_reason, version_skip_reason
+from worker.decide import (
+    BAD_ARCHIVE_NOTE,
+    event_skip_reason,
+    sweep_skip_reason,
+    version_of,
+    version_of_sequencer,
+    version_skip_reason,
+)
 from worker.events import ObjectEvent, parse_event
 
 log = logging.getLogger("zipflow.worker")
 
 # The type of the sweep requests every worker puts on its own queue (see worker.consumer).
 RECONCILE_TYPE = "zipflow.reconcile"
+USERS_TABLE = User._meta.table_name
 
 
 def describe(body: bytes, kind: str | None) -> str:
@@ -82,68 +91,131 @@ class Handler:
         if reason is not None:
             log.info("%s -> skipped: %s", what, reason)
             return
+        # Decided and loaded under one hold of the load lock: a standby that took the queue
+        # over decides only once the load it waits for has committed.
+        with load_lock(USERS_TABLE):
+            self.reap(what)
+            obj, version, reason = self.event_version(event)
+            if reason is None:
+                reason = version_skip_reason(obj, version, self.settings.mode)
+            if reason is not None:
+                modified = obj.last_modified if obj else None
+                run = record_skipped(
+                    obj.label if obj else event.label,
+                    obj.etag if obj else event.etag,
+                    modified,
+                    "event",
+                    reason,
+                    version=version,
+                )
+                log.info("%s -> skipped (run %d): %s", what, run.id, reason)
+                return
+            self.load(obj, what, "event", version=version)
+
+    def event_version(
+        self, event: ObjectEvent
+    ) -> tuple[SourceObject | None, int | None, str | None]:
+        """The object the event announced, its ordering key, and why not to load it, if so.
+
+        MinIO's sequencer is the version's modification time in nanoseconds. HEAD shows the
+        current version; when it is not the announced one, that version has an event of its
+        own, so this one is done with. Without a sequencer (another S3 server), the listing's
+        milliseconds order the version.
+        """
+        version = version_of_sequencer(event.sequencer)
+        if version is None:
+            obj = self.source.listed(event.key)
+            if obj is None:
+                return None, None, "object no longer exists"
+            return obj, version_of(obj.last_modified), None
         obj = self.source.stat(event.key)
         if obj is None:
-            run = record_skipped(event.label, event.etag, None, "event", "object no longer exists")
-            log.info("%s -> skipped (run %d): object no longer exists", what, run.id)
-            return
-        if redelivered and abandon_running(obj.label):
-            log.info("%s -> marked the run a stopped worker left running as failed", what)
-        reason = version_skip_reason(obj, self.settings.mode)
-        if reason is not None:
-            run = record_skipped(obj.label, obj.etag, obj.last_modified, "event", reason)
-            log.info("%s -> skipped (run %d): %s", what, run.id, reason)
-            return
-        self.load(obj, what, "event")
+            return None, version, "object no longer exists"
+        announced_second = version // 10**9 * 10**9
+        if (event.etag and obj.etag != event.etag) or version_of(
+            obj.last_modified
+        ) != announced_second:
+            return (
+                obj,
+                version,
+                f"replaced since this event (now etag {obj.etag}, modified "
+                f"{obj.last_modified:%Y-%m-%d %H:%M:%S}): the new version's own event loads it",
+            )
+        return obj, version, None
+
+    def reap(self, what: str) -> None:
+        """Close the runs of loads that died; the caller holds the load lock."""
+        count = abandon_orphaned_runs()
+        if count:
+            log.info(
+                "%s -> marked %d run(s) a stopped worker left running as abandoned", what, count
+            )
 
     def reprocess(self, command: Reprocess, redelivered: bool) -> None:
         """Run the pipeline on the named key even when that version was processed already."""
         what = f"reprocess run {command.run_id} {self.settings.source_bucket}/{command.key}"
         log.info("%s -> received", what)
-        queued = Run.get_or_none(Run.id == command.run_id)
-        if queued is None:
-            log.info("%s -> skipped: run %d does not exist", what, command.run_id)
-            return
-        if not (queued.status in ("queued", "running") or retries(queued, redelivered)):
-            log.info("%s -> skipped: run already %s", what, queued.status)
-            return
-        obj = self.source.stat(command.key)
-        if obj is None:
-            label = f"{self.settings.source_bucket}/{command.key}"
-            note = "object no longer exists"
-            record_skipped(label, None, None, "reprocess", note, run_id=command.run_id)
-            log.info("%s -> skipped: %s", what, note)
-            return
-        self.load(obj, what, "reprocess", run_id=command.run_id)
+        with load_lock(USERS_TABLE):
+            self.reap(what)
+            queued = Run.get_or_none(Run.id == command.run_id)
+            if queued is None:
+                log.info("%s -> skipped: run %d does not exist", what, command.run_id)
+                return
+            run_id = command.run_id
+            if queued.status == "abandoned" and redelivered:
+                # The worker holding this command died mid-load: its run stays abandoned, and
+                # the load it never finished gets a run of its own.
+                again = Run.create(source=queued.source, trigger="reprocess", status="queued")
+                queued.note = f"{queued.note}; the redelivered command loads it as run {again.id}"
+                queued.save(only=[Run.note])
+                run_id = again.id
+            elif not (queued.status == "queued" or retries(queued, redelivered)):
+                log.info("%s -> skipped: run already %s", what, queued.status)
+                return
+            obj = self.source.listed(command.key)
+            if obj is None:
+                label = f"{self.settings.source_bucket}/{command.key}"
+                note = "object no longer exists"
+                record_skipped(label, None, None, "reprocess", note, run_id=run_id)
+                log.info("%s -> skipped: %s", what, note)
+                return
+            self.load(obj, what, "reprocess", run_id=run_id, version=version_of(obj.last_modified))
 
     def sweep(self) -> None:
         """Reconcile, where a failure only waits for the next sweep: it is a safety net."""
         try:
-            self.reconcile()
+            with load_lock(USERS_TABLE):
+                self.reap("reconcile sweep")
+                self.reconcile()
         except Exception as error:
             log.warning("reconcile sweep failed, next one at the usual time: %r", error)
 
     def reconcile(self) -> None:
-        """Load the newest zip if the store has not reflected it: a safety net, one listing.
+        """Load the newest zip if the store does not show it: a safety net, one listing.
 
-        Events published while no queue was bound, or dropped by MinIO under load, are
-        gone for good; this catches the one that matters, the newest archive.
+        Events published while no queue was bound, dropped by MinIO under load or refused
+        by its full queue are gone for good; this catches the one that matters, the newest
+        archive. The listing's milliseconds order it against the archive loaded last.
         """
         newest = self.source.newest_zip()
         if newest is None:
             log.debug("reconcile: no zip in %s", self.settings.source_bucket)
             return
-        # The listing's timestamps are finer than stat's; stat gives the ones runs record.
-        obj = self.source.stat(newest.key)
-        if obj is None:
-            return
-        reason = version_skip_reason(obj, self.settings.mode)
+        version = version_of(newest.last_modified)
+        reason = sweep_skip_reason(newest, version, self.settings.mode)
         if reason is not None:
-            log.debug("reconcile: %s up to date: %s", obj.label, reason)
+            log.debug("reconcile: %s up to date: %s", newest.label, reason)
             return
-        self.load(obj, f"reconcile {obj.label}", "reconcile")
+        self.load(newest, f"reconcile {newest.label}", "reconcile", version=version)
 
-    def load(self, obj: SourceObject, what: str, trigger: str, run_id: int | None = None) -> Run:
+    def load(
+        self,
+        obj: SourceObject,
+        what: str,
+        trigger: str,
+        run_id: int | None = None,
+        version: int | None = None,
+    ) -> Run:
         """Download the object and run the pipeline on it; transient errors propagate."""
         limit = self.settings.limits.max_archive_bytes
         if obj.size is not None and obj.size > limit:
@@ -152,6 +224,7 @@ class Handler:
                 what,
                 trigger,
                 run_id,
+                version,
                 f"the archive is {obj.size} bytes, over the limit of {limit} (ZIPFLOW_MAX_ARCHIVE_BYTES)",
             )
         started = time.perf_counter()
@@ -162,7 +235,9 @@ class Handler:
                 self.source.download(obj.key, path, obj.etag)
             except ObjectChanged as error:
                 note = f"{error}: it changed after it was checked, and its new version is loaded by its own event"
-                run = record_skipped(obj.label, obj.etag, obj.last_modified, trigger, note, run_id)
+                run = record_skipped(
+                    obj.label, obj.etag, obj.last_modified, trigger, note, run_id, version
+                )
                 log.info("%s -> skipped (run %d): %s", what, run.id, note)
                 return run
             job = Job(
@@ -172,6 +247,7 @@ class Handler:
                 modified=obj.last_modified,
                 trigger=trigger,
                 run_id=run_id,
+                version=version,
             )
             run = process(job, self.settings, self.store)
         seconds = time.perf_counter() - started
@@ -200,11 +276,17 @@ class Handler:
         return run
 
     def refuse(
-        self, obj: SourceObject, what: str, trigger: str, run_id: int | None, error: str
+        self,
+        obj: SourceObject,
+        what: str,
+        trigger: str,
+        run_id: int | None,
+        version: int | None,
+        error: str,
     ) -> Run:
         """Record a bad archive found before downloading it, as the pipeline would have."""
         run = record_skipped(
-            obj.label, obj.etag, obj.last_modified, trigger, BAD_ARCHIVE_NOTE, run_id
+            obj.label, obj.etag, obj.last_modified, trigger, BAD_ARCHIVE_NOTE, run_id, version
         )
         run.status, run.error = "failed", error
         run.save()

@@ -7,7 +7,7 @@ import pytest
 from shared.models import Run
 from shared.storage import SourceObject
 from worker.consumer import Backoff
-from worker.decide import BAD_ARCHIVE_NOTE, event_skip_reason, version_skip_reason
+from worker.decide import BAD_ARCHIVE_NOTE, event_skip_reason, version_of, version_skip_reason
 from worker.events import ObjectEvent
 
 NOON = datetime(2026, 9, 20, 12, 0, 0)
@@ -38,51 +38,61 @@ def test_event_skip_reason(event: ObjectEvent, reason: str | None) -> None:
 def loaded(
     source: str, etag: str, modified: datetime, status: str = "succeeded", note: str | None = None
 ) -> Run:
-    return Run.create(source=source, etag=etag, source_modified=modified, status=status, note=note)
+    return Run.create(
+        source=source,
+        etag=etag,
+        source_modified=modified,
+        source_version=version_of(modified),
+        status=status,
+        note=note,
+        finished_at=datetime.now(),
+    )
+
+
+def skip(obj: SourceObject, mode: str) -> str | None:
+    return version_skip_reason(obj, version_of(obj.last_modified), mode)
 
 
 def test_a_new_version_is_loaded(db) -> None:
-    assert version_skip_reason(SourceObject("source", "a.zip", "e1", 10, NOON), "snapshot") is None
+    assert skip(SourceObject("source", "a.zip", "e1", 10, NOON), "snapshot") is None
 
 
 def test_the_same_version_is_a_duplicate(db) -> None:
     run = loaded("source/a.zip", "e1", NOON)
-    reason = version_skip_reason(SourceObject("source", "a.zip", "e1", 10, NOON), "snapshot")
+    reason = skip(SourceObject("source", "a.zip", "e1", 10, NOON), "snapshot")
     assert reason == f"already processed by run {run.id} (succeeded)"
 
 
 def test_same_bytes_uploaded_again_later_are_a_new_version(db) -> None:
     loaded("source/a.zip", "e1", NOON)
-    assert version_skip_reason(SourceObject("source", "a.zip", "e1", 10, LATER), "snapshot") is None
+    assert skip(SourceObject("source", "a.zip", "e1", 10, LATER), "snapshot") is None
 
 
 def test_a_transient_failure_does_not_count_as_processed(db) -> None:
     loaded("source/a.zip", "e1", NOON, status="failed")
-    assert version_skip_reason(SourceObject("source", "a.zip", "e1", 10, NOON), "merge") is None
+    assert skip(SourceObject("source", "a.zip", "e1", 10, NOON), "merge") is None
 
 
 def test_a_bad_archive_counts_as_processed(db) -> None:
     run = loaded("source/a.zip", "e1", NOON, status="failed", note=BAD_ARCHIVE_NOTE)
-    reason = version_skip_reason(SourceObject("source", "a.zip", "e1", 10, NOON), "merge")
+    reason = skip(SourceObject("source", "a.zip", "e1", 10, NOON), "merge")
     assert reason == f"already processed by run {run.id} (failed)"
 
 
 def test_an_older_archive_is_stale_in_snapshot_mode_only(db) -> None:
     run = loaded("source/new.zip", "e2", LATER)
     older = SourceObject("source", "old.zip", "e1", 10, NOON)
-    reason = version_skip_reason(older, "snapshot")
+    reason = skip(older, "snapshot")
     assert reason == (
-        "older (modified 2026-09-20 12:00:00) than source/new.zip "
-        f"(modified 2026-09-20 12:00:01) loaded by run {run.id}"
+        "older (modified 2026-09-20 12:00:00.000) than source/new.zip "
+        f"(modified 2026-09-20 12:00:01.000) loaded by run {run.id}"
     )
-    assert version_skip_reason(older, "merge") is None
+    assert skip(older, "merge") is None
 
 
 def test_an_archive_as_old_as_the_loaded_one_is_not_stale(db) -> None:
     loaded("source/new.zip", "e2", NOON)
-    assert (
-        version_skip_reason(SourceObject("source", "twin.zip", "e3", 10, NOON), "snapshot") is None
-    )
+    assert skip(SourceObject("source", "twin.zip", "e3", 10, NOON), "snapshot") is None
 
 
 def test_retry_delays_double_up_to_the_cap() -> None:

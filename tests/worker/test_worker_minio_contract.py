@@ -5,14 +5,18 @@ would for that upload, and checks the run it causes.
 """
 
 import os
+import time
 from dataclasses import replace
+from datetime import timedelta
 
 import pika
 import pytest
 from test_worker_consumer import BIRTH, finished_runs, queue_depths, runs, user_names
-from worker_support import event_for, write_zip
+from worker_support import event_for, upload_zip, write_zip
 
-from tests.minio_events import CONTENT_NAMES, METADATA_NAMES, publish_as_minio
+from shared.storage import MinioStore, SourceBucket
+from tests.minio_events import CONTENT_NAMES, METADATA_NAMES, minio_body, publish_as_minio
+from worker.handler import Handler
 
 
 @pytest.mark.parametrize(
@@ -138,3 +142,86 @@ def test_a_routing_key_other_than_the_bound_one_reaches_no_queue(
         broker.basic_publish(settings.exchange, "other", body, mandatory=True)
     worker.stop()
     assert runs() == []
+
+
+def same_second_pair(minio, settings, tmp_path) -> tuple[bytes, bytes]:
+    """Upload an older and a newer zip within one second; their MinIO bodies, older first.
+
+    HEAD shows whole seconds, so only the sequencers tell the two apart. moto keeps no
+    time finer than the second, so the sequencers carry the sub-second part MinIO would
+    (100 and 200 ms into the second). Uploads that straddle a second are made again.
+    """
+    older = write_zip(
+        tmp_path / "old.zip", {"1": ("Old", "One", BIRTH), "3": ("Only", "Old", BIRTH)}
+    )
+    newer = write_zip(tmp_path / "new.zip", {"1": ("New", "One", BIRTH)})
+    bucket = settings.source_bucket
+    for _ in range(20):
+        etag_a, size_a, _ = upload_zip(minio, settings, older, "old.zip")
+        etag_b, size_b, _ = upload_zip(minio, settings, newer, "new.zip")
+        second_a = minio.stat_object(bucket, "old.zip").last_modified
+        second_b = minio.stat_object(bucket, "new.zip").last_modified
+        if second_a == second_b:
+            return (
+                minio_body(
+                    bucket, "old.zip", etag_a, size_a, second_a + timedelta(milliseconds=100)
+                ),
+                minio_body(
+                    bucket, "new.zip", etag_b, size_b, second_b + timedelta(milliseconds=200)
+                ),
+            )
+    raise AssertionError("could not upload two zips within one second")
+
+
+def test_same_second_pair_with_the_newer_event_first_keeps_the_newer_in_snapshot_mode(
+    tmp_path, settings, minio, broker, start_worker
+):
+    start_worker(settings)
+    older, newer = same_second_pair(minio, settings, tmp_path)
+    publish_as_minio(broker, settings, newer)
+    publish_as_minio(broker, settings, older)
+
+    loaded, stale = finished_runs(2)
+    assert (loaded.status, loaded.source) == ("succeeded", f"{settings.source_bucket}/new.zip")
+    assert stale.status == "skipped"
+    assert stale.note.startswith("older (modified ")
+    assert user_names() == {"1": "New"}
+
+
+def test_same_second_pair_with_the_newer_event_first_keeps_the_newer_rows_in_merge_mode(
+    tmp_path, settings, minio, broker, start_worker
+):
+    start_worker(replace(settings, mode="merge"))
+    older, newer = same_second_pair(minio, settings, tmp_path)
+    publish_as_minio(broker, settings, newer)
+    publish_as_minio(broker, settings, older)
+
+    first, second = finished_runs(2)
+    assert [first.status, second.status] == ["succeeded", "succeeded"]
+    assert second.kept_newer == 1
+    assert user_names() == {"1": "New", "3": "Only"}
+
+
+def test_a_sweep_after_a_wrongly_ordered_pair_loads_the_newest_again(
+    tmp_path, settings, minio, broker, start_worker
+):
+    # The older zip loaded after the newer, as the worker did before versions had
+    # nanoseconds: the newer was "processed", but the store shows the older.
+    for key, user in (("old.zip", "Old"), ("new.zip", "New")):
+        upload_zip(minio, settings, write_zip(tmp_path / key, {"1": (user, "One", BIRTH)}), key)
+        time.sleep(1.1)  # moto's listing has whole seconds: keep the two apart
+    handler = Handler(
+        settings,
+        SourceBucket(minio, settings.source_bucket),
+        MinioStore(minio, settings.processed_bucket),
+    )
+    for key in ("new.zip", "old.zip"):
+        obj = handler.source.listed(key)
+        assert handler.load(obj, key, "event").status == "succeeded"
+    assert user_names() == {"1": "Old"}
+
+    start_worker(replace(settings, reconcile_seconds=300))
+    runs_now = finished_runs(3)
+    assert (runs_now[2].trigger, runs_now[2].status) == ("reconcile", "succeeded")
+    assert runs_now[2].source == f"{settings.source_bucket}/new.zip"
+    assert user_names() == {"1": "New"}

@@ -111,8 +111,9 @@ def test_worker_killed_mid_run_gets_the_message_again_and_loads_it_once(
     assert done.etag == etag
     assert User.select().count() == USERS
     abandoned = Run.get_by_id(interrupted.id)
-    assert abandoned.status == "failed"
-    assert abandoned.error.startswith("abandoned")
+    assert abandoned.status == "abandoned"
+    assert abandoned.note.startswith("abandoned: the process loading it stopped")
+    assert abandoned.finished_at is not None
     assert Run.select().count() == 2
     second.send_signal(signal.SIGTERM)
     assert second.wait(timeout=30) == 0
