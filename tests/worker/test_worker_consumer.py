@@ -501,7 +501,7 @@ def test_connection_dropped_mid_run_loses_nothing_and_loads_once(
     tmp_path, settings, minio, broker, start_worker, worker_logs
 ):
     # Slow S3 requests keep the load in progress while the broker drops the connection.
-    proxy = SlowProxy(settings.s3_endpoint, delay=0.1)
+    proxy = SlowProxy(settings.s3_endpoint, delay=0.3)  # outlasts a slow rabbitmqctl
     try:
         worker = start_worker(replace(settings, s3_endpoint=proxy.endpoint))
         connections = _worker_connections(settings)
