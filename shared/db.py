@@ -77,8 +77,13 @@ def _add_data_version(migrator: SchemaMigrator) -> None:
 # function that calls `playhouse.migrate.migrate(migrator.add_column(...), ...)`; never
 # edit or remove one that has shipped.
 def _add_run_source_version(migrator: SchemaMigrator) -> None:
-    """Version 4: `run.source_version`, the precise order of source versions."""
-    migrate(migrator.add_column("run", "source_version", peewee.BigIntegerField(null=True)))
+    """Version 4: `run.source_version`, the precise order of source versions.
+
+    Skipped where the column is there already, so that migrating again from an earlier
+    version (as the tests of the earlier migrations do) stays safe.
+    """
+    if "source_version" not in [column.name for column in database.get_columns("run")]:
+        migrate(migrator.add_column("run", "source_version", peewee.BigIntegerField(null=True)))
 
 
 MIGRATIONS: list[Migration] = [_add_run_warnings, _add_data_version, _add_run_source_version]

@@ -344,12 +344,12 @@ def test_schema_creation_is_idempotent_and_applies_new_migrations_once(store_db)
     assert SchemaVersion.select().count() == 1
 
 
-def test_a_version_1_store_gains_the_runs_source_version(store_db):
+def test_a_version_3_store_gains_the_runs_source_version(store_db):
     from playhouse.migrate import SchemaMigrator, migrate
 
     migrate(SchemaMigrator.from_database(store_db).drop_column("run", "source_version"))
-    SchemaVersion.update(version=1).execute()
-    assert ensure_schema(MODELS) == 2
+    SchemaVersion.update(version=3).execute()
+    assert ensure_schema(MODELS) == 4
     assert "source_version" in [c.name for c in store_db.get_columns("run")]
 
 
