@@ -15,11 +15,12 @@ import urllib3.exceptions
 from minio.error import MinioException
 
 from api import resources
+from api.head import HeadAsGet
 from api.openapi import DOCUMENT
 from shared.ages import utc_today
 from shared.config import Settings
 from shared.messages import publish_reprocess
-from shared.storage import MinioStore, ProcessedStore, SourceBucket, minio_client
+from shared.storage import LocalStore, MinioStore, ProcessedStore, SourceBucket, minio_client
 
 
 def create_app(
@@ -30,16 +31,18 @@ def create_app(
     images: ProcessedStore | None = None,
     publish: Callable[[Settings, int, str], None] = publish_reprocess,
 ) -> falcon.App:
-    """The Falcon app; buckets default to MinIO clients built from `settings`."""
-    if sources is None or images is None:
+    """The Falcon app; buckets default to MinIO clients built from `settings`, or without
+    MinIO to the local directory for images and no source bucket (POST /data is a 503)."""
+    if settings.uses_minio and (sources is None or images is None):
         client = minio_client(settings)
         sources = sources or SourceBucket(client, settings.source_bucket)
         images = images or MinioStore(client, settings.processed_bucket)
+    images = images or LocalStore(settings.data_dir, settings.processed_bucket)
     services = resources.Services(
         settings=settings, today=today, sources=sources, images=images, publish=publish
     )
 
-    app = falcon.App(media_type=resources.JSON_TYPE)
+    app = falcon.App(media_type=resources.JSON_TYPE, middleware=[HeadAsGet()])
     # "min_age=" must reach the parser and be refused, not vanish as if absent.
     app.req_options.keep_blank_qs_values = True
     app.set_error_serializer(serialize_error)

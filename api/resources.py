@@ -41,7 +41,7 @@ from shared.queries import (
     user_stats,
     users_page,
 )
-from shared.storage import ProcessedStore, SourceBucket
+from shared.storage import ProcessedStore, SourceBucket, needs_minio
 
 JSON_TYPE = "application/json; charset=utf-8"
 CSV_TYPE = "text/csv; charset=utf-8"
@@ -61,7 +61,7 @@ class Services:
 
     settings: Settings
     today: Callable[[], date]
-    sources: SourceBucket
+    sources: SourceBucket | None  # None without MinIO: uploads and reprocessing need it
     images: ProcessedStore
     publish: Callable[[Settings, int, str], None]
     # The per-load stats, shared by this process's threads.
@@ -209,6 +209,11 @@ class DataResource:
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         require_token(req, self.services.settings.api_token)
         params.accept_only(req, ())
+        if self.services.sources is None:
+            raise falcon.HTTPServiceUnavailable(
+                title="Needs MinIO",
+                description=needs_minio(self.services.settings, "POST /data"),
+            )
         if req.content_type and req.content_type.split(";")[0].strip().lower() == "application/zip":
             self._store_upload(req, resp)
         else:

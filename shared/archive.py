@@ -256,6 +256,26 @@ class Archive:
         batch.read = self.member_count
         yield batch
 
+    def read_head(self, member: Member, count: int) -> bytes:
+        """The first `count` bytes of a member, unpacking no more than that.
+
+        Unchecked (the CRC-32 covers the whole member): `read` checks the bytes before use.
+        """
+        if member.flags & 0x1 or member.method not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+            return self.read(member)[:count]  # raises with the reason
+        try:
+            _, name_length, extra_length = _LOCAL_HEADER.unpack_from(self._map, member.offset)
+        except struct.error:
+            return self.read(member)[:count]
+        start = member.offset + _LOCAL_HEADER.size + name_length + extra_length
+        raw = self._map[start : start + min(member.compressed, count + HEAD_SLACK_BYTES)]
+        if member.method == zipfile.ZIP_STORED:
+            return raw[:count]
+        try:
+            return zlib.decompressobj(-zlib.MAX_WBITS).decompress(raw, count)
+        except zlib.error as error:
+            raise ArchiveError(f"member {member.name!r} is corrupt: {error}") from None
+
     def read(self, member: Member) -> bytes:
         """A member's bytes, checked against its declared size and CRC-32."""
         if member.flags & 0x1:
@@ -335,14 +355,20 @@ class Archive:
         csv_ids = {stem for stem, _ in csv_members}
         loaded = {user.user_id for user in users}.union(unchanged)
         images = {}
+        not_png: set[str] = set()
         for user_id, member in png_by_user.items():
             if user_id not in csv_ids:
                 rejections.append(Rejection(member.name, user_id, "image without a csv file"))
             elif user_id in loaded:
-                images[user_id] = ImageRef(user_id, member, fingerprint(member))
+                problem = png_problem(self.read_head(member, PNG_HEAD_BYTES))
+                if problem is None:
+                    images[user_id] = ImageRef(user_id, member, fingerprint(member))
+                else:
+                    rejections.append(Rejection(member.name, user_id, problem))
+                    not_png.add(user_id)
         if on_progress is not None:
             on_progress(total, total)
-        rejected_images = {stem for stem, _ in png_members} - png_by_user.keys()
+        rejected_images = ({stem for stem, _ in png_members} - png_by_user.keys()) | not_png
         return ArchiveContents(
             users, images, rejections, total, ignored, unchanged, csv_ids, rejected_images
         )
@@ -587,6 +613,40 @@ def _split_rows(text: str) -> list[list[str]]:
         except csv.Error as error:
             raise UserFileError(f"not readable as CSV: {error}") from None
     return [line.split(",") for line in text.replace("\r\n", "\n").replace("\r", "\n").split("\n")]
+
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_IHDR = struct.Struct(">I4sIIBBBBBI")  # length, type, width, height, depth, colour, 3 methods, CRC
+PNG_HEAD_BYTES = len(PNG_SIGNATURE) + _IHDR.size
+# Compressed bytes to read for PNG_HEAD_BYTES unpacked ones: deflate's block header and a
+# poorly compressing start need a little more than the bytes they unpack to.
+HEAD_SLACK_BYTES = 64
+# Bit depths each PNG colour type allows (PNG specification, 11.2.2).
+PNG_DEPTHS = {0: (1, 2, 4, 8, 16), 2: (8, 16), 3: (1, 2, 4, 8), 4: (8, 16), 6: (8, 16)}
+
+
+def png_problem(head: bytes) -> str | None:
+    """Why bytes that start like `head` are not a PNG image zipflow can serve, or None.
+
+    Only the signature and the IHDR chunk, which must come first, are checked: cheap, and
+    enough to tell a PNG from a renamed JPEG, a text file or a truncated upload.
+    """
+    if not head.startswith(PNG_SIGNATURE):
+        return "not a PNG image: the file does not start with the PNG signature"
+    if len(head) < PNG_HEAD_BYTES:
+        return "not a readable PNG image: the file ends before its IHDR chunk"
+    length, kind, width, height, depth, colour, *_, crc = _IHDR.unpack_from(
+        head, len(PNG_SIGNATURE)
+    )
+    if kind != b"IHDR" or length != 13:
+        return "not a readable PNG image: it does not start with an IHDR chunk"
+    if zlib.crc32(head[len(PNG_SIGNATURE) + 4 : PNG_HEAD_BYTES - 4]) != crc:
+        return "not a readable PNG image: its IHDR chunk is corrupt (CRC-32 does not match)"
+    if width == 0 or height == 0:
+        return f"not a readable PNG image: it is {width} x {height} pixels"
+    if depth not in PNG_DEPTHS.get(colour, ()):
+        return f"not a readable PNG image: colour type {colour} with bit depth {depth}"
+    return None
 
 
 def now_ms() -> int:

@@ -8,8 +8,12 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 MODES = ("snapshot", "merge")
+# auto: MinIO when its access key is configured, else the local directory.
+STORAGES = ("auto", "local", "minio")
+DATABASE_SCHEMES = ("sqlite", "postgresql", "postgres")
 
 
 class ConfigError(ValueError):
@@ -34,6 +38,7 @@ class Settings:
     database_url: str = "sqlite:///data/zipflow.db"
     mode: str = "snapshot"
     data_dir: Path = Path("data")
+    storage: str = "auto"
     limits: ArchiveLimits = field(default_factory=ArchiveLimits)
 
     s3_endpoint: str = "localhost:9000"
@@ -81,7 +86,19 @@ class Settings:
             raise ConfigError(
                 f"ZIPFLOW_MODE must be one of {', '.join(MODES)}, not {settings.mode!r}"
             )
+        if settings.storage not in STORAGES:
+            raise ConfigError(
+                f"ZIPFLOW_STORAGE must be one of {', '.join(STORAGES)}, not {settings.storage!r}"
+            )
+        _check_database_url(settings.database_url)
         return settings
+
+    @property
+    def uses_minio(self) -> bool:
+        """Whether images, output.csv and source zips live in MinIO or in `data_dir`."""
+        if self.storage == "auto":
+            return bool(self.s3_access_key)
+        return self.storage == "minio"
 
     def image_path(self, user_id: str) -> str:
         """The bucket/key of a user's processed image, as stored in the user row and served."""
@@ -94,6 +111,33 @@ def image_key(user_id: str) -> str:
 
 
 OUTPUT_KEY = "output.csv"
+
+
+def masked(url: str) -> str:
+    """A URL as logs and messages show it: any password replaced by ***."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
+
+
+def store_label(url: str) -> str:
+    """The store as summaries and start-up logs show it: a SQLite file with its full path
+    (the URL is relative to the current folder), a server URL with its password masked."""
+    if url.startswith("sqlite:///"):
+        return f"the SQLite store {Path(url.removeprefix('sqlite:///')).resolve()}"
+    return f"the store {masked(url)}"
+
+
+def _check_database_url(url: str) -> None:
+    scheme, separator, rest = url.partition("://")
+    if not separator or scheme.lower() not in DATABASE_SCHEMES or not rest:
+        raise ConfigError(
+            f"ZIPFLOW_DATABASE_URL {masked(url)!r} is not a store zipflow can use: give"
+            " sqlite:///relative/path.db, sqlite:////absolute/path.db or"
+            " postgresql://user:password@host:5432/database"
+        )
 
 
 def _convert(name: str, raw: str, kind: type) -> object:

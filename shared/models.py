@@ -8,7 +8,8 @@ from datetime import UTC, datetime
 
 import peewee
 
-from shared.db import database, ensure_schema
+from shared.config import masked
+from shared.db import database, ensure_schema, open_database
 
 RUN_STATUSES = ("queued", "running", "succeeded", "failed", "skipped", "abandoned")
 MAX_USER_ID_LENGTH = 64
@@ -158,6 +159,39 @@ MODELS: tuple[type[BaseModel], ...] = (Run, User)
 def create_schema() -> int:
     """Create or migrate the store's tables; see `shared.db.ensure_schema`."""
     return ensure_schema(MODELS)
+
+
+class StoreError(Exception):
+    """The store named by ZIPFLOW_DATABASE_URL cannot be used; the message says why."""
+
+
+class StoreUnavailable(StoreError):
+    """The store's server does not answer, or refuses the connection: it may come back."""
+
+
+def open_store(url: str) -> peewee.Database:
+    """Bind the models to the store at `url` and make its schema current.
+
+    Every way this fails for a reason outside zipflow (no such database, a server that
+    does not answer, a file that cannot be created, a missing driver) becomes a StoreError
+    with a one-line message, so each command can say it and exit.
+    """
+    where = f"the store {masked(url)} (ZIPFLOW_DATABASE_URL)"
+    try:
+        db = open_database(url)
+        create_schema()
+    except peewee.ImproperlyConfigured:
+        raise StoreError(
+            f"{where} needs the PostgreSQL driver: pip install -e '.[postgres]'"
+        ) from None
+    except OSError as error:
+        raise StoreError(f"cannot create {where}: {error.strerror}: {error.filename}") from None
+    except peewee.OperationalError as error:
+        reason = " ".join(str(error).split())
+        if isinstance(database.obj, peewee.SqliteDatabase):
+            raise StoreError(f"cannot open {where}: {reason}") from None
+        raise StoreUnavailable(f"cannot open {where}: {reason}") from None
+    return db
 
 
 def sort_key(user_id: str) -> str:

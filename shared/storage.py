@@ -37,7 +37,7 @@ class LocalStore:
 
     def __init__(self, root: Path, bucket: str) -> None:
         self.base = (root / bucket).resolve()
-        self.label = str(root / bucket)
+        self.label = str(self.base)
         self._folders: set[Path] = set()
 
     def _path(self, key: str) -> Path:
@@ -63,6 +63,47 @@ class LocalStore:
     def delete_many(self, keys: Iterable[str]) -> None:
         for key in keys:
             self._path(key).unlink(missing_ok=True)
+
+
+def processed_store(settings: Settings) -> ProcessedStore:
+    """Where images and output.csv live: MinIO, or `data_dir` when no MinIO is configured.
+
+    Every process builds it from the same settings, so `zipflow process` writes images
+    where `zipflow api` serves them from, with or without MinIO (ZIPFLOW_STORAGE).
+    """
+    if settings.uses_minio:
+        return MinioStore(minio_client(settings), settings.processed_bucket)
+    return LocalStore(settings.data_dir, settings.processed_bucket)
+
+
+def object_store_label(settings: Settings) -> str:
+    """The object store in words, for the line every process logs at start."""
+    if settings.uses_minio:
+        scheme = "https" if settings.s3_secure else "http"
+        return (
+            f"MinIO at {scheme}://{settings.s3_endpoint}, buckets {settings.source_bucket}"
+            f" and {settings.processed_bucket}"
+        )
+    return f"the local directory {LocalStore(settings.data_dir, settings.processed_bucket).base}"
+
+
+class NeedsMinio(Exception):
+    """A feature that only works with MinIO was asked for while the store is local."""
+
+
+def needs_minio(settings: Settings, feature: str) -> str:
+    """What to tell a user who asks for `feature`, which only works with MinIO, without it."""
+    return (
+        f"{feature} needs MinIO and RabbitMQ, and this process uses the local directory"
+        f" {settings.data_dir} instead: set ZIPFLOW_S3_ACCESS_KEY and ZIPFLOW_S3_SECRET_KEY"
+        " (see docs/configuration.md), or load a local zip with `zipflow process`"
+    )
+
+
+def require_minio(settings: Settings, feature: str) -> None:
+    """Refuse `feature` when MinIO is not configured, saying how to get it."""
+    if not settings.uses_minio:
+        raise NeedsMinio(needs_minio(settings, feature))
 
 
 def minio_client(settings: Settings) -> Minio:

@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 from types import FrameType
 
-import peewee
 import pika
 import pika.exceptions
 from minio.error import MinioException
@@ -16,10 +15,10 @@ from tqdm import tqdm
 from urllib3.exceptions import HTTPError
 
 from shared.config import Settings
-from shared.db import open_database
 from shared.messages import PublishError, publish_reprocess
-from shared.models import create_schema, queue_run, utcnow
-from shared.storage import MinioStore, SourceBucket, ensure_buckets, minio_client
+from shared.models import open_store, queue_run, utcnow
+from shared.startup import log_connections
+from shared.storage import MinioStore, SourceBucket, ensure_buckets, minio_client, require_minio
 from worker.consumer import Consumer, ProcessorDied
 from worker.handler import Handler
 from worker.topology import TopologyError, declare_topology
@@ -47,12 +46,12 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     worker.set_defaults(handler=run_worker)
 
     setup = subparsers.add_parser(
-        "setup", help="declare the RabbitMQ exchange and queues and create both buckets"
+        "setup", help="create the RabbitMQ exchange and queues and both buckets"
     )
     setup.set_defaults(handler=run_setup)
 
     upload = subparsers.add_parser("upload", help="put a zip into the source bucket")
-    upload.add_argument("file", type=Path, metavar="FILE.zip")
+    upload.add_argument("file", type=Path, metavar="FILE.zip", help="the zip to upload")
     upload.add_argument("--key", help="object name in the bucket (default: the file's name)")
     upload.set_defaults(handler=run_upload)
 
@@ -67,18 +66,12 @@ def run_worker(args: argparse.Namespace, settings: Settings) -> int:
     """Consume until SIGTERM or Ctrl-C; a second signal abandons the message in hand."""
     if args.check:
         return check_consumed(settings)
+    require_minio(settings, "zipflow worker")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     # The worker logs one line per event outcome, carrying the pipeline's counts.
     logging.getLogger("pika").setLevel(logging.WARNING)
-    try:
-        open_database(settings.database_url)
-        create_schema()
-    except peewee.OperationalError as error:
-        print(
-            f"zipflow worker: cannot open the store (ZIPFLOW_DATABASE_URL): {error}",
-            file=sys.stderr,
-        )
-        return 1
+    log_connections(log, settings)
+    open_store(settings.database_url)
     client = minio_client(settings)
     try:
         ensure_buckets(client, settings)
@@ -144,6 +137,7 @@ def check_consumed(settings: Settings) -> int:
 
 def run_setup(args: argparse.Namespace, settings: Settings) -> int:
     """Make RabbitMQ and MinIO ready, so no upload's event is dropped for want of a queue."""
+    require_minio(settings, "zipflow setup")
     try:
         connection = pika.BlockingConnection(pika.URLParameters(settings.amqp_url))
     except pika.exceptions.AMQPError as error:
@@ -178,17 +172,29 @@ def run_setup(args: argparse.Namespace, settings: Settings) -> int:
 
 
 class UploadProgress:
-    """A tqdm bar fed by the MinIO SDK's `progress` hooks as the upload reads the file."""
+    """A tqdm bar fed by the MinIO SDK's `progress` hooks as the upload reads the file.
+
+    The SDK reports bytes as it reads them, before it sends them, so the bar stops one byte
+    short of the end until MinIO confirms the upload (`finish`): a failed upload never
+    shows 100%.
+    """
 
     def __init__(self) -> None:
         self.bar: tqdm | None = None
+        self.read = 0
 
     def set_meta(self, object_name: str, total_length: int) -> None:
         self.bar = tqdm(total=total_length, unit="B", unit_scale=True, desc=object_name)
 
     def update(self, length: int) -> None:
+        self.read += length
         if self.bar is not None:
-            self.bar.update(length)
+            self.bar.update(min(self.read, self.bar.total - 1) - self.bar.n)
+
+    def finish(self) -> None:
+        """MinIO confirmed the upload: the bar may reach the end."""
+        if self.bar is not None:
+            self.bar.update(self.bar.total - self.bar.n)
 
     def close(self) -> None:
         if self.bar is not None:
@@ -205,22 +211,41 @@ def run_upload(args: argparse.Namespace, settings: Settings) -> int:
     if not key.lower().endswith(".zip"):
         print(f"zipflow upload: the worker only processes .zip keys, not {key!r}", file=sys.stderr)
         return 2
+    require_minio(settings, "zipflow upload")
     source = SourceBucket(minio_client(settings), settings.source_bucket)
-    progress = UploadProgress()
     try:
-        with path.open("rb") as stream:
-            uploaded = source.upload(stream, key, path.stat().st_size, progress)
+        # Before the bar appears: an unreachable MinIO or a missing bucket is one line.
+        if not source.client.bucket_exists(settings.source_bucket):
+            print(
+                f"zipflow upload: MinIO {settings.s3_endpoint} has no bucket"
+                f" {settings.source_bucket}: run zipflow setup first",
+                file=sys.stderr,
+            )
+            return 1
+        progress = UploadProgress()
+        try:
+            with path.open("rb") as stream:
+                uploaded = source.upload(stream, key, path.stat().st_size, progress)
+            progress.finish()
+        finally:
+            progress.close()
     except S3_TROUBLE as error:
-        print(f"zipflow upload: cannot upload to {settings.s3_endpoint}: {error}", file=sys.stderr)
+        print(
+            f"zipflow upload: cannot upload to {settings.s3_endpoint}: {_one_line(error)}",
+            file=sys.stderr,
+        )
         return 1
-    finally:
-        progress.close()
     print(f"uploaded {uploaded.label} (etag {uploaded.etag})")
     return 0
 
 
+def _one_line(error: BaseException) -> str:
+    return " ".join(str(error).split())
+
+
 def run_reprocess(args: argparse.Namespace, settings: Settings) -> int:
     """Queue a run and ask the worker to fill it in, whatever was processed before."""
+    require_minio(settings, "zipflow reprocess")
     source = SourceBucket(minio_client(settings), settings.source_bucket)
     try:
         obj = source.stat(args.key) if args.key else source.newest_zip()
@@ -231,8 +256,7 @@ def run_reprocess(args: argparse.Namespace, settings: Settings) -> int:
         wanted = repr(args.key) if args.key else "no .zip"
         print(f"zipflow reprocess: {wanted} in bucket {settings.source_bucket}", file=sys.stderr)
         return 1
-    open_database(settings.database_url)
-    create_schema()
+    open_store(settings.database_url)
     run = queue_run(obj.label, "reprocess")
     try:
         publish_reprocess(settings, run.id, obj.key)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.shared.zips import IVAN, make_zip, users_zip
+from tests.shared.zips import IVAN, PNG, make_zip, users_zip
 
 
 @pytest.fixture
@@ -39,7 +39,7 @@ def run_cli(tmp_path, database_url):
 
 def test_process_prints_a_summary_writes_the_csv_and_images_and_exits_0(run_cli, tmp_path):
     archive = make_zip(
-        tmp_path / "a.zip", {"d/1.csv": IVAN, "d/2.csv": b"first_name\n", "d/1.png": b"png"}
+        tmp_path / "a.zip", {"d/1.csv": IVAN, "d/2.csv": b"first_name\n", "d/1.png": PNG}
     )
     result = run_cli("process", str(archive), "--csv", str(tmp_path / "out.csv"))
     assert result.returncode == 0, result.stderr
@@ -49,7 +49,7 @@ def test_process_prints_a_summary_writes_the_csv_and_images_and_exits_0(run_cli,
     assert (tmp_path / "out.csv").read_text().splitlines()[
         1
     ] == "1,Ivan,Ivanov,946674000000,processed/images/1.png"
-    assert (tmp_path / "data/processed/images/1.png").read_bytes() == b"png"
+    assert (tmp_path / "data/processed/images/1.png").read_bytes() == PNG
 
 
 def test_process_json_gives_counts_rejections_and_duration(run_cli, tmp_path):

@@ -6,6 +6,7 @@ left unacknowledged would be back in the queue once its connection closed.
 """
 
 import os
+import random
 import subprocess
 import time
 from dataclasses import replace
@@ -17,10 +18,12 @@ from moto.server import ThreadedMotoServer
 from worker_support import SlowProxy, minio_event, publish_event, wait_for, write_zip
 
 from shared.config import OUTPUT_KEY, Settings
-from shared.demo import write_demo_archive
+from shared.demo import demo_png, write_demo_archive
 from shared.messages import REPROCESS_TYPE, publish_reprocess
 from shared.models import Run, User, queue_run
 from shared.storage import MinioStore
+
+PNG_1 = demo_png(random.Random(1))
 
 BIRTH = 631_152_000_000  # 1990-01-01
 
@@ -72,7 +75,7 @@ def test_key_with_spaces_is_processed_and_acknowledged(
 ):
     worker = start_worker(settings)
     path = write_zip(
-        tmp_path / "a.zip", {"1": ("Ann", "Lee", BIRTH), "2": ("Bo", "Ek", BIRTH)}, {"1": b"png-1"}
+        tmp_path / "a.zip", {"1": ("Ann", "Lee", BIRTH), "2": ("Bo", "Ek", BIRTH)}, {"1": PNG_1}
     )
     etag = upload(minio, settings, path, "drops/02-src-data 2.zip")
     publish_event(
@@ -87,7 +90,7 @@ def test_key_with_spaces_is_processed_and_acknowledged(
     assert user_names() == {"1": "Ann", "2": "Bo"}
     output = minio.get_object(settings.processed_bucket, OUTPUT_KEY).read().decode()
     assert "Ann" in output and "Bo" in output
-    assert minio.get_object(settings.processed_bucket, "images/1.png").read() == b"png-1"
+    assert minio.get_object(settings.processed_bucket, "images/1.png").read() == PNG_1
     worker.stop()
     assert queue_depths(broker, settings) == (0, 0)
 
@@ -329,7 +332,7 @@ def test_reprocess_that_failed_transiently_is_retried_on_redelivery(
     tmp_path, settings, minio, broker, start_worker, worker_logs
 ):
     start_worker(settings, FailingStore(minio, settings.processed_bucket, failures=1))
-    path = write_zip(tmp_path / "a.zip", {"1": ("Ann", "Lee", BIRTH)}, {"1": b"png-1"})
+    path = write_zip(tmp_path / "a.zip", {"1": ("Ann", "Lee", BIRTH)}, {"1": PNG_1})
     upload(minio, settings, path, "a.zip")
     queued = queue_run(f"{settings.source_bucket}/a.zip", "reprocess")
     publish_reprocess(settings, queued.id, "a.zip")
@@ -348,7 +351,7 @@ def test_reprocess_that_keeps_failing_is_dead_lettered_at_the_delivery_limit(
     tmp_path, settings, minio, broker, start_worker, worker_logs
 ):
     worker = start_worker(settings, FailingStore(minio, settings.processed_bucket, failures=99))
-    path = write_zip(tmp_path / "a.zip", {"1": ("Ann", "Lee", BIRTH)}, {"1": b"png-1"})
+    path = write_zip(tmp_path / "a.zip", {"1": ("Ann", "Lee", BIRTH)}, {"1": PNG_1})
     upload(minio, settings, path, "a.zip")
     queued = queue_run(f"{settings.source_bucket}/a.zip", "reprocess")
     publish_reprocess(settings, queued.id, "a.zip")
