@@ -44,24 +44,25 @@ def run_entry_point(
     with where to report it.
     """
     args = parser.parse_args(argv)
+    name = " ".join(filter(None, (parser.prog, getattr(args, "command", None))))
     try:
         settings = Settings.from_env()
         return command(args, settings)
     except ConfigError as error:
-        print(f"{parser.prog}: {error}", file=sys.stderr)
+        print(f"{name}: {error}", file=sys.stderr)
         return EXIT_USAGE
     except NeedsMinio as error:
-        print(f"{parser.prog}: {error}", file=sys.stderr)
+        print(f"{name}: {error}", file=sys.stderr)
         return EXIT_USAGE
     except StoreError as error:
-        print(f"{parser.prog}: {error}", file=sys.stderr)
+        print(f"{name}: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print(f"{parser.prog}: interrupted", file=sys.stderr)
+        print(f"{name}: interrupted", file=sys.stderr)
         return 130
     except Exception:
         traceback.print_exc()
-        print(f"{parser.prog}: {BUG_REPORT}", file=sys.stderr)
+        print(f"{name}: {BUG_REPORT}", file=sys.stderr)
         return EXIT_BUG
 
 

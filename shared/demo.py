@@ -80,25 +80,32 @@ def write_demo_archive(
     """
     rng = random.Random(seed)
     folder = f"src-data-{seed}/"
-    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        _write(archive, folder, b"", directory=True)
-        _write(archive, ".DS_Store", b"\x00\x00\x00\x01Bud1")
-        if finder:
-            _write(archive, f"__MACOSX/._{folder.rstrip('/')}", APPLE_DOUBLE)
-        for index in range(users):
-            user_id = str(1000 + index)
-            first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
-            birthts = rng.randrange(*BIRTH_RANGE_MS)
-            names = [f"{user_id}.csv"]
-            _write(archive, f"{folder}{user_id}.csv", user_csv(first, last, birthts))
-            if images and rng.random() < IMAGE_SHARE:
-                names.append(f"{user_id}.png")
-                _write(archive, f"{folder}{user_id}.png", demo_png(rng))
+    # Written beside the target and renamed at the end: a failure never leaves half an archive.
+    partial = path.with_name(path.name + ".part")
+    try:
+        with zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+            _write(archive, folder, b"", directory=True)
+            _write(archive, ".DS_Store", b"\x00\x00\x00\x01Bud1")
             if finder:
-                for name in names:
-                    _write(archive, f"__MACOSX/{folder}._{name}", APPLE_DOUBLE)
-            elif index < NOISE_USERS:
-                _write(archive, f"__MACOSX/{folder}._{user_id}.csv", APPLE_DOUBLE)
+                _write(archive, f"__MACOSX/._{folder.rstrip('/')}", APPLE_DOUBLE)
+            for index in range(users):
+                user_id = str(1000 + index)
+                first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
+                birthts = rng.randrange(*BIRTH_RANGE_MS)
+                names = [f"{user_id}.csv"]
+                _write(archive, f"{folder}{user_id}.csv", user_csv(first, last, birthts))
+                if images and rng.random() < IMAGE_SHARE:
+                    names.append(f"{user_id}.png")
+                    _write(archive, f"{folder}{user_id}.png", demo_png(rng))
+                if finder:
+                    for name in names:
+                        _write(archive, f"__MACOSX/{folder}._{name}", APPLE_DOUBLE)
+                elif index < NOISE_USERS:
+                    _write(archive, f"__MACOSX/{folder}._{user_id}.csv", APPLE_DOUBLE)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    partial.replace(path)
 
 
 def _write(archive: zipfile.ZipFile, name: str, data: bytes, directory: bool = False) -> None:

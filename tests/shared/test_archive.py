@@ -2,6 +2,7 @@
 
 import struct
 import zipfile
+import zlib
 from dataclasses import replace
 from pathlib import Path
 
@@ -264,3 +265,45 @@ def test_members_with_a_known_fingerprint_are_listed_unchanged_and_not_read(tmp_
     assert sorted(again.unchanged) == ["1", "2"]
     assert again.users == []
     assert [r.member for r in again.rejections] == ["3.csv"]
+
+
+def _with_ihdr(width: int = 8, height: int = 8, depth: int = 8, colour: int = 2) -> bytes:
+    """PNG with its IHDR replaced (and a correct CRC-32), the rest of the file kept."""
+    data = struct.pack(">IIBBBBB", width, height, depth, colour, 0, 0, 0)
+    chunk = b"IHDR" + data
+    return PNG[:12] + chunk + struct.pack(">I", zlib.crc32(chunk)) + PNG[33:]
+
+
+@pytest.mark.parametrize(
+    ("image", "reason"),
+    [
+        (b"\xff\xd8\xff\xe0 a JPEG renamed", "the file does not start with the PNG signature"),
+        (b"", "the file does not start with the PNG signature"),
+        (PNG[:20], "the file ends before its IHDR chunk"),
+        (PNG[:12] + b"IDAT" + PNG[16:], "it does not start with an IHDR chunk"),
+        (
+            PNG[:19] + bytes([PNG[19] ^ 1]) + PNG[20:],
+            "its IHDR chunk is corrupt (CRC-32 does not match)",
+        ),
+        (_with_ihdr(width=0), "it is 0 x 8 pixels"),
+        (_with_ihdr(depth=3), "colour type 2 with bit depth 3"),
+    ],
+)
+@pytest.mark.parametrize("compression", [zipfile.ZIP_DEFLATED, zipfile.ZIP_STORED])
+def test_a_png_member_that_is_not_a_png_image_is_rejected_with_the_reason(
+    tmp_path, image, reason, compression
+):
+    contents = read(make_zip(tmp_path / "a.zip", {"d/1.csv": IVAN, "d/1.png": image}, compression))
+    assert [u.user_id for u in contents.users] == ["1"]
+    assert contents.images == {}
+    assert reasons(contents)["d/1.png"].endswith(reason)
+    assert contents.rejected_images == {"1"}
+
+
+def test_valid_pngs_of_every_colour_type_pass(tmp_path):
+    members = {"d/1.csv": IVAN, "d/1.png": PNG}
+    for user_id, (colour, depth) in enumerate([(0, 1), (3, 4), (4, 16), (6, 8)], start=2):
+        members[f"d/{user_id}.csv"] = IVAN
+        members[f"d/{user_id}.png"] = _with_ihdr(colour=colour, depth=depth)
+    contents = read(make_zip(tmp_path / "a.zip", members))
+    assert sorted(contents.images) == ["1", "2", "3", "4", "5"] and contents.rejections == []

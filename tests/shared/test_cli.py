@@ -220,3 +220,42 @@ def test_csv_failing_after_the_commit_exits_3_and_says_the_store_was_loaded(cli,
     assert "run 1 succeeded" in result.stdout
     assert "  warning: writing /dev/full failed" in result.stdout
     assert stored_user_ids(tmp_path) == ["1"]
+
+
+def test_a_local_zip_with_an_old_date_is_loaded_as_of_now_in_merge_mode(cli, tmp_path):
+    """A zip copied with cp -p or unpacked from an old archive keeps an old mtime; its
+    changes must still win over what an earlier load stored."""
+    first = users_zip(tmp_path / "first.zip", ["1"])
+    assert cli("process", str(first), "--mode", "merge").returncode == 0
+    changed = make_zip(
+        tmp_path / "old.zip", {"d/1.csv": b"first_name,last_name,birthts\nNew,Name,946684800000\n"}
+    )
+    os.utime(changed, (946684800, 946684800))  # dated 2000-01-01
+    result = cli("process", str(changed), "--mode", "merge")
+    assert "1 updated" in result.stdout and "0 kept (newer data)" in result.stdout
+
+
+def test_as_of_loads_an_archive_as_older_and_the_summary_explains_kept(cli, tmp_path):
+    assert (
+        cli("process", str(users_zip(tmp_path / "a.zip", ["1"])), "--mode", "merge").returncode == 0
+    )
+    older = users_zip(tmp_path / "b.zip", ["1", "2"])
+    result = cli("process", str(older), "--mode", "merge", "--as-of", "2020-01-01")
+    assert result.returncode == 0
+    assert "1 inserted, 0 updated, 0 deleted, 0 unchanged, 1 kept (newer data)" in result.stdout
+    assert (
+        "    kept (newer data): 1 users were stored from an archive newer than this one,"
+        " and merge mode keeps the newer row (--as-of sets this one's moment)"
+    ) in result.stdout
+    bad = cli("process", str(older), "--as-of", "yesterday")
+    assert bad.returncode == 2 and "is not a date or time such as 2026-11-28" in bad.stderr
+
+
+def test_the_summary_names_the_store_and_counts_deleted_images(cli, tmp_path):
+    cli("process", str(users_zip(tmp_path / "a.zip", ["1", "2"], images=("1", "2"))))
+    result = cli("process", str(users_zip(tmp_path / "b.zip", ["1"], images=("1",))))
+    assert (
+        f"  into the SQLite store {tmp_path / 'zipflow.db'}, images in the local directory"
+        in result.stdout
+    )
+    assert "  images 1: 0 written, 1 deleted" in result.stdout

@@ -537,3 +537,19 @@ def test_a_version_2_store_gains_the_data_version(store_db):
     with database.atomic():
         record_data_change()
     assert data_version().startswith("1.")
+
+
+def test_a_png_that_is_no_image_is_rejected_and_the_stored_image_kept(env, tmp_path):
+    settings, _ = env
+    load(make_zip(tmp_path / "a.zip", {"d/1.csv": IVAN, "d/1.png": PNG}), env)
+    run = load(make_zip(tmp_path / "b.zip", {"d/1.csv": IVAN, "d/1.png": b"GIF89a..."}), env)
+    assert run.status == "succeeded"
+    assert run.rejections == [
+        {
+            "member": "d/1.png",
+            "user_id": "1",
+            "reason": "not a PNG image: the file does not start with the PNG signature",
+        }
+    ]
+    assert users() == {"1": ("Ivan", "processed/images/1.png")}
+    assert (settings.data_dir / "processed/images/1.png").read_bytes() == PNG
