@@ -46,6 +46,17 @@ log = logging.getLogger("zipflow.worker")
 SERVICE_SECONDS = 0.2
 
 
+class ChannelLost(pika.exceptions.AMQPError):
+    """RabbitMQ closed the consuming channel but not the connection.
+
+    Its consumer timeout does this to a delivery left unacknowledged too long, and queues
+    the message again; the worker must consume on a new channel or it waits for ever.
+    """
+
+    def __repr__(self) -> str:
+        return f"ChannelLost: {self.args[0]}"
+
+
 class ProcessorDied(RuntimeError):
     """The processing thread ended while the worker was still consuming."""
 
@@ -144,6 +155,11 @@ class Consumer:
                     self._request_sweep(channel)
                     next_sweep = time.monotonic() + sweep_every
                 connection.process_data_events(time_limit=SERVICE_SECONDS)
+                if channel.is_closed:
+                    raise ChannelLost(
+                        "RabbitMQ closed the channel (after its consumer_timeout, for one): "
+                        "the message in hand comes back, and is recognised once loaded"
+                    )
                 if not self.processor.is_alive():
                     # Consuming without processing would hold a message forever: exit, so
                     # the supervisor restarts the worker and RabbitMQ redelivers.

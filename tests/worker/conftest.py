@@ -77,15 +77,18 @@ def start_worker(db: peewee.Database, minio: Minio, broker: object) -> Iterator[
     """Start a worker thread for given settings; it is stopped after the test."""
     started: list[RunningWorker] = []
 
-    def start(settings: Settings, store: MinioStore | None = None) -> RunningWorker:
-        """`store` replaces the processed bucket's, for tests that make it fail."""
+    def start(
+        settings: Settings, store: MinioStore | None = None, consumer: type[Consumer] = Consumer
+    ) -> RunningWorker:
+        """`store` replaces the processed bucket's, for tests that make it fail; `consumer`
+        a subclass of the real consumer, for tests that watch it."""
         client = minio_client(settings)
         handler = Handler(
             settings,
             SourceBucket(client, settings.source_bucket),
             store or MinioStore(client, settings.processed_bucket),
         )
-        consumer = Consumer(
+        consumer = consumer(
             settings,
             handler,
             retry=Backoff(first=0.05, cap=0.2),

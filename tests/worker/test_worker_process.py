@@ -17,7 +17,8 @@ from worker_support import SlowProxy, minio_event, publish_event, wait_for
 
 from shared.config import Settings
 from shared.demo import write_demo_archive
-from shared.models import Run, User
+from shared.messages import publish_reprocess
+from shared.models import Run, User, queue_run
 
 USERS = 300
 REQUEST_DELAY = 0.03
@@ -51,11 +52,14 @@ def spawn(settings: Settings, tmp_path: Path, db: object, broker: object) -> Ite
     processes: list[subprocess.Popen] = []
     proxy = SlowProxy(settings.s3_endpoint, REQUEST_DELAY)
 
-    def start() -> subprocess.Popen:
+    def start(**overrides: str) -> subprocess.Popen:
+        """`overrides`: more ZIPFLOW_* values, by name without the prefix."""
         log = (tmp_path / f"worker-{len(processes)}.log").open("wb")
+        env = worker_env(settings, proxy.endpoint)
+        env.update({f"ZIPFLOW_{name}": value for name, value in overrides.items()})
         process = subprocess.Popen(
             [sys.executable, "-m", "worker"],
-            env=worker_env(settings, proxy.endpoint),
+            env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
         )
@@ -117,6 +121,57 @@ def test_worker_killed_mid_run_gets_the_message_again_and_loads_it_once(
     assert Run.select().count() == 2
     second.send_signal(signal.SIGTERM)
     assert second.wait(timeout=30) == 0
+    assert depths(broker, settings) == (0, 0)
+
+
+def statuses() -> list[tuple[str, str]]:
+    return [(run.trigger, run.status) for run in Run.select().order_by(Run.id)]
+
+
+def test_worker_killed_during_a_sweep_leaves_no_run_running(tmp_path, settings, minio, spawn):
+    path = tmp_path / "big.zip"
+    write_demo_archive(path, USERS)
+    minio.fput_object(settings.source_bucket, "big.zip", str(path))  # its event was lost
+    first = spawn(RECONCILE_SECONDS="300")
+    interrupted = running_run()
+    assert interrupted.trigger == "reconcile"
+    first.kill()
+    first.wait()
+
+    second = spawn(RECONCILE_SECONDS="300")
+    wait_for(lambda: Run.get_or_none(Run.status == "succeeded"), timeout=60, what="the reload")
+    # The redelivered sweep and the new worker's own: one loads, the other finds it loaded.
+    second.send_signal(signal.SIGTERM)
+    assert second.wait(timeout=30) == 0
+    assert statuses() == [("reconcile", "abandoned"), ("reconcile", "succeeded")]
+    assert Run.get_by_id(interrupted.id).note.startswith("abandoned: ")
+    assert User.select().count() == USERS
+
+
+def test_worker_killed_during_a_reprocess_leaves_no_run_running(
+    tmp_path, settings, minio, broker, spawn
+):
+    path = tmp_path / "big.zip"
+    write_demo_archive(path, USERS)
+    minio.fput_object(settings.source_bucket, "big.zip", str(path))
+    first = spawn()
+    queued = queue_run(f"{settings.source_bucket}/big.zip", "reprocess")
+    publish_reprocess(settings, queued.id, "big.zip")
+    assert running_run().id == queued.id
+    first.kill()
+    first.wait()
+
+    second = spawn()
+    done = wait_for(
+        lambda: Run.get_or_none(Run.status == "succeeded"), timeout=60, what="the reload"
+    )
+    second.send_signal(signal.SIGTERM)
+    assert second.wait(timeout=30) == 0
+    abandoned = Run.get_by_id(queued.id)
+    assert abandoned.status == "abandoned"
+    assert abandoned.note.endswith(f"the redelivered command loads it as run {done.id}")
+    assert statuses() == [("reprocess", "abandoned"), ("reprocess", "succeeded")]
+    assert User.select().count() == USERS
     assert depths(broker, settings) == (0, 0)
 
 
