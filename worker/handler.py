@@ -82,9 +82,9 @@ class Handler:
         if not events:
             log.info("event with no records -> skipped: nothing to do")
         for event in events:
-            self.handle_event(event, redelivered)
+            self.handle_event(event)
 
-    def handle_event(self, event: ObjectEvent, redelivered: bool) -> None:
+    def handle_event(self, event: ObjectEvent) -> None:
         what = f"event {event.name} {event.label}"
         log.info("%s etag=%s -> received", what, event.etag)
         reason = event_skip_reason(event, self.settings.source_bucket)
