@@ -17,6 +17,7 @@ from shared.startup import log_connections
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
+MAX_PORT = 65535
 # waitress buffers up to this much of a response in memory before it makes the app wait
 # for the client; its 16 MB default would hold most of a 100,000-user listing per request.
 OUTBUF_HIGH_WATERMARK = 2 * 1024**2
@@ -36,8 +37,17 @@ def add_options(parser: argparse.ArgumentParser) -> None:
         "--host", default=DEFAULT_HOST, help=f"address to listen on (default {DEFAULT_HOST})"
     )
     parser.add_argument(
-        "--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})"
+        "--port",
+        type=_port,
+        default=DEFAULT_PORT,
+        help=f"port to listen on, 1 to 65535 (default {DEFAULT_PORT})",
     )
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= MAX_PORT:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port from 1 to {MAX_PORT}")
+    return int(text)
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
@@ -83,6 +93,13 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             file=sys.stderr,
         )
         return 1
+    except ValueError:  # waitress: a --host that does not resolve
+        print(
+            f"zipflow api: cannot listen on {args.host}:{args.port}: the host is not an"
+            " address or name of this machine (try 127.0.0.1 or 0.0.0.0)",
+            file=sys.stderr,
+        )
+        return 2
     server.print_listen("Serving on http://{}:{}")
     try:
         server.run()

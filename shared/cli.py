@@ -5,6 +5,7 @@ foreseeable mistake into one line on stderr."""
 import argparse
 import hashlib
 import json
+import logging
 import sys
 import traceback
 from collections.abc import Callable, Sequence
@@ -64,6 +65,12 @@ def run_entry_point(
         traceback.print_exc()
         print(f"{name}: {BUG_REPORT}", file=sys.stderr)
         return EXIT_BUG
+
+
+def quiet_retries() -> None:
+    """For a command whose stderr is its answer: the MinIO SDK's HTTP pool logs a warning
+    for every retry, and the command's one line says the outcome anyway."""
+    logging.getLogger("urllib3").setLevel(logging.ERROR)
 
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
@@ -130,6 +137,7 @@ def process_command(args: argparse.Namespace, settings: Settings) -> int:
         except OutputPathError as error:
             print(f"zipflow process: --csv {error}", file=sys.stderr)
             return EXIT_USAGE
+    quiet_retries()
     open_store(settings.database_url)
     store = processed_store(settings)
     job = Job(

@@ -91,6 +91,8 @@ class Settings:
                 f"ZIPFLOW_STORAGE must be one of {', '.join(STORAGES)}, not {settings.storage!r}"
             )
         _check_database_url(settings.database_url)
+        _check_amqp_url(settings.amqp_url)
+        _check_s3_endpoint(settings.s3_endpoint)
         return settings
 
     @property
@@ -137,6 +139,28 @@ def _check_database_url(url: str) -> None:
             f"ZIPFLOW_DATABASE_URL {masked(url)!r} is not a store zipflow can use: give"
             " sqlite:///relative/path.db, sqlite:////absolute/path.db or"
             " postgresql://user:password@host:5432/database"
+        )
+
+
+def _check_amqp_url(url: str) -> None:
+    parts = urlsplit(url)
+    try:
+        parts.port  # noqa: B018 - reading it checks it
+    except ValueError:
+        parts = parts._replace(scheme="")
+    if parts.scheme not in ("amqp", "amqps") or not parts.hostname:
+        raise ConfigError(
+            f"ZIPFLOW_AMQP_URL {masked(url)!r} is not a RabbitMQ URL: give"
+            " amqp://user:password@host:5672/%2F"
+        )
+
+
+def _check_s3_endpoint(endpoint: str) -> None:
+    host, _, port = endpoint.rpartition(":") if ":" in endpoint else (endpoint, "", "")
+    if "/" in endpoint or not host or (port and not port.isdigit()):
+        raise ConfigError(
+            f"ZIPFLOW_S3_ENDPOINT must be host or host:port, such as localhost:9000, not"
+            f" {endpoint!r} (no http://: ZIPFLOW_S3_SECURE=true selects HTTPS)"
         )
 
 

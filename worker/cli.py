@@ -14,6 +14,7 @@ from minio.error import MinioException
 from tqdm import tqdm
 from urllib3.exceptions import HTTPError
 
+from shared.cli import quiet_retries
 from shared.config import Settings
 from shared.messages import PublishError, publish_reprocess
 from shared.models import open_store, queue_run, utcnow
@@ -138,6 +139,7 @@ def check_consumed(settings: Settings) -> int:
 def run_setup(args: argparse.Namespace, settings: Settings) -> int:
     """Make RabbitMQ and MinIO ready, so no upload's event is dropped for want of a queue."""
     require_minio(settings, "zipflow setup")
+    quiet_retries()
     try:
         connection = pika.BlockingConnection(pika.URLParameters(settings.amqp_url))
     except pika.exceptions.AMQPError as error:
@@ -212,29 +214,37 @@ def run_upload(args: argparse.Namespace, settings: Settings) -> int:
         print(f"zipflow upload: the worker only processes .zip keys, not {key!r}", file=sys.stderr)
         return 2
     require_minio(settings, "zipflow upload")
+    quiet_retries()
     source = SourceBucket(minio_client(settings), settings.source_bucket)
+    # Before the bar appears: an unreachable MinIO or a missing bucket is one line.
     try:
-        # Before the bar appears: an unreachable MinIO or a missing bucket is one line.
-        if not source.client.bucket_exists(settings.source_bucket):
-            print(
-                f"zipflow upload: MinIO {settings.s3_endpoint} has no bucket"
-                f" {settings.source_bucket}: run zipflow setup first",
-                file=sys.stderr,
-            )
-            return 1
-        progress = UploadProgress()
-        try:
-            with path.open("rb") as stream:
-                uploaded = source.upload(stream, key, path.stat().st_size, progress)
-            progress.finish()
-        finally:
-            progress.close()
+        exists = source.client.bucket_exists(settings.source_bucket)
+    except S3_TROUBLE as error:
+        print(
+            f"zipflow upload: cannot reach MinIO at {settings.s3_endpoint}: {_one_line(error)}",
+            file=sys.stderr,
+        )
+        return 1
+    if not exists:
+        print(
+            f"zipflow upload: MinIO {settings.s3_endpoint} has no bucket"
+            f" {settings.source_bucket}: run zipflow setup first",
+            file=sys.stderr,
+        )
+        return 1
+    progress = UploadProgress()
+    try:
+        with path.open("rb") as stream:
+            uploaded = source.upload(stream, key, path.stat().st_size, progress)
+        progress.finish()
     except S3_TROUBLE as error:
         print(
             f"zipflow upload: cannot upload to {settings.s3_endpoint}: {_one_line(error)}",
             file=sys.stderr,
         )
         return 1
+    finally:
+        progress.close()
     print(f"uploaded {uploaded.label} (etag {uploaded.etag})")
     return 0
 
@@ -246,6 +256,7 @@ def _one_line(error: BaseException) -> str:
 def run_reprocess(args: argparse.Namespace, settings: Settings) -> int:
     """Queue a run and ask the worker to fill it in, whatever was processed before."""
     require_minio(settings, "zipflow reprocess")
+    quiet_retries()
     source = SourceBucket(minio_client(settings), settings.source_bucket)
     try:
         obj = source.stat(args.key) if args.key else source.newest_zip()

@@ -177,9 +177,7 @@ def test_an_upload_to_an_unreachable_minio_is_one_line_and_never_shows_100_perce
     )
     assert result.returncode == 1
     assert "100%" not in result.stderr
-    lines = [line for line in result.stderr.splitlines() if line.startswith("zipflow upload:")]
-    assert lines and lines[-1].startswith(f"zipflow upload: cannot upload to {endpoint}:")
-    assert "Traceback" not in result.stderr
+    assert one_line(result).startswith(f"zipflow upload: cannot reach MinIO at {endpoint}:")
 
 
 def test_the_upload_bar_reaches_the_end_only_once_minio_confirms():
@@ -369,3 +367,45 @@ def test_a_bad_storage_choice_is_one_line(zipflow):
         2,
         "zipflow api: ZIPFLOW_STORAGE must be one of auto, local, minio, not 's3'",
     )
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("ZIPFLOW_AMQP_URL", "localhost", "ZIPFLOW_AMQP_URL 'localhost' is not a RabbitMQ URL"),
+        (
+            "ZIPFLOW_AMQP_URL",
+            "amqp://guest:secret@localhost:port/",
+            "ZIPFLOW_AMQP_URL 'amqp://guest:***@localhost:port/' is not a RabbitMQ URL",
+        ),
+        (
+            "ZIPFLOW_S3_ENDPOINT",
+            "http://localhost:9000",
+            "ZIPFLOW_S3_ENDPOINT must be host or host:port, such as localhost:9000, not"
+            " 'http://localhost:9000'",
+        ),
+    ],
+)
+def test_broker_and_minio_addresses_of_the_wrong_shape_are_one_line(
+    zipflow, variable, value, message
+):
+    result = zipflow("setup", env={variable: value, "ZIPFLOW_S3_ACCESS_KEY": "key"})
+    assert result.returncode == 2
+    assert one_line(result).startswith(f"zipflow setup: {message}")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--port", "99999"], "argument --port: '99999' is not a port from 1 to 65535"),
+        (
+            ["--host", "nohost.invalid"],
+            "cannot listen on nohost.invalid:8000: the host is not an address or name of this machine",
+        ),
+    ],
+)
+def test_api_with_an_impossible_address_is_one_line(zipflow, args, message):
+    result = zipflow("api", *args)
+    assert result.returncode == 2
+    assert message in result.stderr.strip().splitlines()[-1]
+    assert "Traceback" not in result.stderr
