@@ -13,6 +13,9 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
+import peewee
+import urllib3.exceptions
+from minio.error import MinioException
 from tqdm import tqdm
 
 from shared.config import MODES, ConfigError, Settings, store_label
@@ -25,6 +28,8 @@ PROGRESS_BAR_FROM_MEMBERS = 20_000
 # The store holds the new data, but a step after the commit (such as writing --csv) failed.
 EXIT_LOADED_WITH_WARNINGS = 3
 EXIT_USAGE = 2
+# The store or the object store failing during a load: worth one line and another try.
+TRANSIENT = (peewee.PeeweeException, MinioException, urllib3.exceptions.HTTPError, OSError)
 EXIT_BUG = 70
 BUG_REPORT = (
     "this is a bug in zipflow, not a mistake of yours: please report it, with the traceback"
@@ -150,8 +155,9 @@ def process_command(args: argparse.Namespace, settings: Settings) -> int:
     try:
         with _progress_bar() as bar:
             run = process(job, settings, store, csv_out=args.csv, on_progress=bar)
-    except Exception as error:
-        # process() recorded the run as failed; the store is unchanged.
+    except TRANSIENT as error:
+        # process() recorded the run as failed; the store is unchanged. Other errors are
+        # bugs, for run_entry_point to show with their traceback.
         print(
             f"zipflow process: failed, the store is unchanged: {type(error).__name__}:"
             f" {' '.join(str(error).split())}",

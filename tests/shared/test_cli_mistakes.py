@@ -5,6 +5,7 @@ import argparse
 import http.client
 import os
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -409,3 +410,21 @@ def test_api_with_an_impossible_address_is_one_line(zipflow, args, message):
     assert result.returncode == 2
     assert message in result.stderr.strip().splitlines()[-1]
     assert "Traceback" not in result.stderr
+
+
+def test_process_with_minio_unreachable_is_one_line_and_the_store_unchanged(zipflow, tmp_path):
+    archive = users_zip(tmp_path / "a.zip", ["1"], images=("1",))
+    result = zipflow(
+        "process",
+        str(archive),
+        env={
+            "ZIPFLOW_S3_ENDPOINT": f"127.0.0.1:{free_port()}",
+            "ZIPFLOW_S3_ACCESS_KEY": "key",
+            "ZIPFLOW_S3_SECRET_KEY": "secret",
+        },
+    )
+    assert result.returncode == 1
+    assert one_line(result).startswith("zipflow process: failed, the store is unchanged: ")
+    with sqlite3.connect(tmp_path / "zipflow.db") as connection:
+        assert connection.execute("SELECT count(*) FROM app_user").fetchone() == (0,)
+        assert connection.execute("SELECT status FROM run").fetchall() == [("failed",)]
