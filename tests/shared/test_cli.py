@@ -158,38 +158,15 @@ def _read_or_eof(fd: int) -> bytes:
         return b""
 
 
-@pytest.fixture
-def cli(tmp_path):
-    """The zipflow command run in tmp_path on a SQLite store there, for cases where the
-    store's engine does not matter; extra variables for one call go in `env`."""
-
-    def run(*args: str, env: dict[str, str] | None = None, timeout: float = 60):
-        return subprocess.run(
-            [sys.executable, "-m", "zipflow", *args],
-            env={
-                **os.environ,
-                "ZIPFLOW_DATABASE_URL": f"sqlite:///{tmp_path / 'zipflow.db'}",
-                "ZIPFLOW_DATA_DIR": str(tmp_path / "data"),
-                **(env or {}),
-            },
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
-
-    return run
-
-
 def stored_user_ids(tmp_path: Path) -> list[str]:
     with sqlite3.connect(tmp_path / "zipflow.db") as connection:
         return [row[0] for row in connection.execute("SELECT user_id FROM app_user ORDER BY 1")]
 
 
-def test_csv_naming_a_directory_is_refused_before_the_store_changes(cli, tmp_path):
-    assert cli("process", str(users_zip(tmp_path / "older.zip", ["1"]))).returncode == 0
+def test_csv_naming_a_directory_is_refused_before_the_store_changes(zipflow, tmp_path):
+    assert zipflow("process", str(users_zip(tmp_path / "older.zip", ["1"]))).returncode == 0
     (tmp_path / "out").mkdir()
-    result = cli("process", str(users_zip(tmp_path / "nested.zip", ["2"])), "--csv", "out/")
+    result = zipflow("process", str(users_zip(tmp_path / "nested.zip", ["2"])), "--csv", "out/")
     assert result.returncode == 2
     assert result.stderr.splitlines() == [
         "zipflow process: --csv out is a directory; name a file, such as out/output.csv"
@@ -198,10 +175,10 @@ def test_csv_naming_a_directory_is_refused_before_the_store_changes(cli, tmp_pat
     assert not (tmp_path / "data/processed/images/2.png").exists()
 
 
-def test_csv_naming_the_input_zip_is_refused_and_the_zip_kept(cli, tmp_path):
+def test_csv_naming_the_input_zip_is_refused_and_the_zip_kept(zipflow, tmp_path):
     archive = users_zip(tmp_path / "a.zip", ["1"])
     content = archive.read_bytes()
-    result = cli("process", str(archive), "--csv", str(archive))
+    result = zipflow("process", str(archive), "--csv", str(archive))
     assert (result.returncode, result.stderr.splitlines()) == (
         2,
         [f"zipflow process: --csv {archive} is the archive being loaded; name another file"],
@@ -210,8 +187,8 @@ def test_csv_naming_the_input_zip_is_refused_and_the_zip_kept(cli, tmp_path):
     assert not (tmp_path / "zipflow.db").exists()
 
 
-def test_csv_failing_after_the_commit_exits_3_and_says_the_store_was_loaded(cli, tmp_path):
-    result = cli("process", str(users_zip(tmp_path / "a.zip", ["1"])), "--csv", "/dev/full")
+def test_csv_failing_after_the_commit_exits_3_and_says_the_store_was_loaded(zipflow, tmp_path):
+    result = zipflow("process", str(users_zip(tmp_path / "a.zip", ["1"])), "--csv", "/dev/full")
     assert result.returncode == 3
     assert result.stderr.splitlines() == [
         "zipflow process: run 1 loaded the store, but writing /dev/full failed:"
@@ -222,38 +199,39 @@ def test_csv_failing_after_the_commit_exits_3_and_says_the_store_was_loaded(cli,
     assert stored_user_ids(tmp_path) == ["1"]
 
 
-def test_a_local_zip_with_an_old_date_is_loaded_as_of_now_in_merge_mode(cli, tmp_path):
+def test_a_local_zip_with_an_old_date_is_loaded_as_of_now_in_merge_mode(zipflow, tmp_path):
     """A zip copied with cp -p or unpacked from an old archive keeps an old mtime; its
     changes must still win over what an earlier load stored."""
     first = users_zip(tmp_path / "first.zip", ["1"])
-    assert cli("process", str(first), "--mode", "merge").returncode == 0
+    assert zipflow("process", str(first), "--mode", "merge").returncode == 0
     changed = make_zip(
         tmp_path / "old.zip", {"d/1.csv": b"first_name,last_name,birthts\nNew,Name,946684800000\n"}
     )
     os.utime(changed, (946684800, 946684800))  # dated 2000-01-01
-    result = cli("process", str(changed), "--mode", "merge")
+    result = zipflow("process", str(changed), "--mode", "merge")
     assert "1 updated" in result.stdout and "0 kept (newer data)" in result.stdout
 
 
-def test_as_of_loads_an_archive_as_older_and_the_summary_explains_kept(cli, tmp_path):
+def test_as_of_loads_an_archive_as_older_and_the_summary_explains_kept(zipflow, tmp_path):
     assert (
-        cli("process", str(users_zip(tmp_path / "a.zip", ["1"])), "--mode", "merge").returncode == 0
+        zipflow("process", str(users_zip(tmp_path / "a.zip", ["1"])), "--mode", "merge").returncode
+        == 0
     )
     older = users_zip(tmp_path / "b.zip", ["1", "2"])
-    result = cli("process", str(older), "--mode", "merge", "--as-of", "2020-01-01")
+    result = zipflow("process", str(older), "--mode", "merge", "--as-of", "2020-01-01")
     assert result.returncode == 0
     assert "1 inserted, 0 updated, 0 deleted, 0 unchanged, 1 kept (newer data)" in result.stdout
     assert (
         "    kept (newer data): 1 users were stored from an archive newer than this one,"
         " and merge mode keeps the newer row (--as-of sets this one's moment)"
     ) in result.stdout
-    bad = cli("process", str(older), "--as-of", "yesterday")
+    bad = zipflow("process", str(older), "--as-of", "yesterday")
     assert bad.returncode == 2 and "is not a date or time such as 2026-11-28" in bad.stderr
 
 
-def test_the_summary_names_the_store_and_counts_deleted_images(cli, tmp_path):
-    cli("process", str(users_zip(tmp_path / "a.zip", ["1", "2"], images=("1", "2"))))
-    result = cli("process", str(users_zip(tmp_path / "b.zip", ["1"], images=("1",))))
+def test_the_summary_names_the_store_and_counts_deleted_images(zipflow, tmp_path):
+    zipflow("process", str(users_zip(tmp_path / "a.zip", ["1", "2"], images=("1", "2"))))
+    result = zipflow("process", str(users_zip(tmp_path / "b.zip", ["1"], images=("1",))))
     assert (
         f"  into the SQLite store {tmp_path / 'zipflow.db'}, images in the local directory"
         in result.stdout

@@ -8,47 +8,21 @@ import socket
 import sqlite3
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Iterator
 
 import pytest
 
 from shared.cli import BUG_REPORT, EXIT_BUG, run_entry_point
 from tests.conftest import POSTGRES_URL
+from tests.shared.conftest import NO_MINIO
 from tests.shared.zips import users_zip
-
-NO_MINIO = {"ZIPFLOW_S3_ACCESS_KEY": "", "ZIPFLOW_S3_SECRET_KEY": "", "ZIPFLOW_STORAGE": "auto"}
+from tests.worker.worker_support import SlowProxy
 
 
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
-
-
-@pytest.fixture
-def zipflow(tmp_path):
-    """Run `zipflow ARGS` in tmp_path on a SQLite store there, without MinIO unless `env`
-    says otherwise."""
-
-    def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-        return subprocess.run(
-            [sys.executable, "-m", "zipflow", *args],
-            env={
-                **os.environ,
-                "ZIPFLOW_DATABASE_URL": f"sqlite:///{tmp_path / 'zipflow.db'}",
-                "ZIPFLOW_DATA_DIR": str(tmp_path / "data"),
-                **NO_MINIO,
-                **(env or {}),
-            },
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-
-    return run
 
 
 def one_line(result: subprocess.CompletedProcess) -> str:
@@ -208,44 +182,6 @@ def test_api_on_a_port_in_use_is_one_line(zipflow):
     assert "Traceback" not in result.stderr
 
 
-class Forwarder:
-    """A TCP port that refuses connections until `open`, then forwards them to `target`:
-    a store server that is down, then comes back."""
-
-    def __init__(self, target: tuple[str, int]) -> None:
-        self.target = target
-        self.port = free_port()
-        self.listener: socket.socket | None = None
-
-    def open(self) -> None:
-        self.listener = socket.create_server(("127.0.0.1", self.port))
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
-                return
-            server = socket.create_connection(self.target)
-            for source, sink in ((client, server), (server, client)):
-                threading.Thread(target=self._pipe, args=(source, sink), daemon=True).start()
-
-    @staticmethod
-    def _pipe(source: socket.socket, sink: socket.socket) -> None:
-        try:
-            while data := source.recv(65536):
-                sink.sendall(data)
-        except OSError:
-            pass
-        finally:
-            sink.close()
-
-    def close(self) -> None:
-        if self.listener is not None:
-            self.listener.close()
-
-
 def ready(port: int) -> int | None:
     try:
         connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
@@ -263,21 +199,19 @@ def wait_for_status(port: int, status: int, seconds: float = 20) -> None:
 
 
 @pytest.fixture
-def store_proxy() -> Iterator[Forwarder]:
+def store_port() -> int:
     if not POSTGRES_URL:
         pytest.skip("ZIPFLOW_TEST_POSTGRES_URL is not set")
-    proxy = Forwarder(("127.0.0.1", 5432))
-    yield proxy
-    proxy.close()
+    return free_port()
 
 
 def test_api_started_while_the_store_is_down_serves_503_until_it_answers(
-    store_proxy, tmp_path, database_url
+    store_port, tmp_path, database_url
 ):
     """The store comes back empty (a fresh schema): the API creates the schema, then is ready."""
     if not database_url.startswith("postgresql"):
         pytest.skip("a store server that is down is PostgreSQL's case")
-    url = database_url.replace("127.0.0.1:5432", f"127.0.0.1:{store_proxy.port}")
+    url = database_url.replace("127.0.0.1:5432", f"127.0.0.1:{store_port}")
     assert url != database_url, "the test expects ZIPFLOW_TEST_POSTGRES_URL on 127.0.0.1:5432"
     port = free_port()
     api = subprocess.Popen(
@@ -289,8 +223,9 @@ def test_api_started_while_the_store_is_down_serves_503_until_it_answers(
     )
     try:
         wait_for_status(port, 503)
-        store_proxy.open()
+        proxy = SlowProxy("127.0.0.1:5432", delay=0, port=store_port)  # the store is back
         wait_for_status(port, 200)
+        proxy.close()
     finally:
         api.terminate()
         log = api.communicate(timeout=10)[1]

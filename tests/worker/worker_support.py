@@ -150,11 +150,11 @@ class SlowProxy:
     `delay`, so a test can act while a run is surely in progress, however fast moto is.
     """
 
-    def __init__(self, upstream: str, delay: float) -> None:
-        host, port = upstream.rsplit(":", 1)
-        self.upstream = (host, int(port))
+    def __init__(self, upstream: str, delay: float, port: int = 0) -> None:
+        host, upstream_port = upstream.rsplit(":", 1)
+        self.upstream = (host, int(upstream_port))
         self.delay = delay
-        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.listener = socket.create_server(("127.0.0.1", port))
         self.endpoint = f"127.0.0.1:{self.listener.getsockname()[1]}"
         threading.Thread(target=self._accept, daemon=True).start()
 
