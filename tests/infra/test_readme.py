@@ -2,16 +2,23 @@
 the logins, and every link between them."""
 
 import argparse
+import json
+import os
 import re
-from dataclasses import fields
+import subprocess
+import sys
+from dataclasses import fields, replace
+from datetime import date
 from pathlib import Path
 
+import falcon.testing
 import pytest
 from falcon import inspect
 from infra_support import README, ROOT, compose_defaults
 
 from api.app import create_app
 from shared.config import ArchiveLimits, Settings
+from shared.db import open_database
 from zipflow.cli import build_parser
 
 DOCS = ROOT / "docs"
@@ -179,3 +186,75 @@ def test_links_reach_files_and_sections_that_exist(page) -> None:
 def test_every_bench_script_named_exists(page) -> None:
     for script in re.findall(r"\bbench/\w+\.py\b", page.read_text()):
         assert (ROOT / script).is_file(), f"{page.name} names {script}, which does not exist"
+
+
+# The day the "Try it in one minute" outputs were captured: ages in them are as of then.
+TRY_IT_CAPTURED = date(2026, 12, 2)
+TRY_IT_DIR = "/tmp/zipflow"
+
+
+def try_it_block(readme: str) -> str:
+    section = readme.split("## Try it in one minute", 1)[1].split("\n## ", 1)[0]
+    return "\n".join(
+        block for block in FENCED.findall(section) if "$ zipflow" in block or "$ curl" in block
+    )
+
+
+def shown_outputs(block: str) -> dict[str, list[str]]:
+    """Each `$ command` of a text block with the lines it printed."""
+    outputs: dict[str, list[str]] = {}
+    command = None
+    for line in block.splitlines():
+        if line.startswith("$ "):
+            command = line[2:]
+            outputs[command] = []
+        elif command is not None and line:
+            outputs[command].append(line)
+    return outputs
+
+
+def test_try_it_in_one_minute_prints_what_the_readme_shows(readme, tmp_path) -> None:
+    """The front door's commands, run for real in a fresh folder, without MinIO."""
+    shown = shown_outputs(try_it_block(readme))
+    env = {
+        **os.environ,
+        "ZIPFLOW_S3_ACCESS_KEY": "",
+        "ZIPFLOW_STORAGE": "auto",
+        "ZIPFLOW_DATABASE_URL": "sqlite:///data/zipflow.db",
+        "ZIPFLOW_DATA_DIR": "data",
+    }
+    for command in (
+        "zipflow demo-data users.zip --users 1000",
+        "zipflow process users.zip --csv output.csv",
+    ):
+        result = subprocess.run(
+            [sys.executable, "-m", "zipflow", *command.split()[1:]],
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        )
+        printed = result.stdout.replace(str(tmp_path), TRY_IT_DIR).splitlines()
+        expected = shown[command]
+        timing = re.compile(r" in [\d.]+s ")
+        assert [timing.sub(" in Ns ", line) for line in printed] == [
+            timing.sub(" in Ns ", line) for line in expected
+        ]
+
+    settings = replace(Settings(), data_dir=tmp_path / "data")
+    store = open_database(f"sqlite:///{tmp_path / 'data' / 'zipflow.db'}")
+    client = falcon.testing.TestClient(create_app(settings, today=lambda: TRY_IT_CAPTURED))
+    for command, lines in shown.items():
+        if not command.startswith("curl"):
+            continue
+        path = re.search(r"localhost:8000(/\S*?)'?(?: |$)", command)[1]
+        result = client.simulate_get(path.split("?")[0], query_string=path.partition("?")[2])
+        if "-w" in command:
+            assert lines == [
+                f"{result.status_code} {result.headers['content-type']} {len(result.content)} bytes"
+            ]
+        else:
+            assert json.loads(lines[0]) == result.json, command
+    store.close()
