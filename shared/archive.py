@@ -41,7 +41,6 @@ _COMMON_FILE = re.compile(
     r"first_name, ?last_name, ?birthts\r?\n([^\",\r\n]*),([^\",\r\n]*),([^\",\r\n]*)(?:\r?\n)?"
 )
 EARLIEST_BIRTHTS = -2_208_988_800_000  # 1900-01-01T00:00:00Z
-PROGRESS_EVERY = 10_000
 # A member smaller than this cannot be a meaningful zip bomb whatever its ratio: short
 # CSV files of repeated characters legitimately compress very well.
 RATIO_CHECK_FROM_BYTES = 1024 * 1024
@@ -118,18 +117,23 @@ class Rejection:
 
 
 @dataclass
-class ArchiveContents:
-    users: list[UserRecord]
-    images: dict[str, ImageRef]
-    rejections: list[Rejection]
-    members_total: int
-    ignored: int
-    # Users whose csv member has the fingerprint the caller already knows: not read again.
-    unchanged: dict[str, "Member"] = field(default_factory=dict)
-    # Every user id that has a csv file in the archive, valid or rejected.
-    user_ids: set[str] = field(default_factory=set)
-    # User ids whose png is in the archive but rejected (found in two folders).
-    rejected_images: set[str] = field(default_factory=set)
+class Chunk:
+    """A chunk of the archive, each member judged on its own.
+
+    `users` are the valid user files; `unchanged` the ones whose fingerprint says they are
+    the files last loaded; `failed` the user files that break a rule; `not_png` the png
+    files that are no PNG image; `refused` the csv and png files whose name is no user id;
+    `read` counts the entries read so far.
+    """
+
+    users: list[UserRecord] = field(default_factory=list)
+    unchanged: list[tuple[str, "Member"]] = field(default_factory=list)
+    failed: list[Rejection] = field(default_factory=list)
+    images: list[ImageRef] = field(default_factory=list)
+    not_png: list[Rejection] = field(default_factory=list)
+    refused: list[Rejection] = field(default_factory=list)
+    ignored: int = 0
+    read: int = 0
 
 
 class Archive:
@@ -249,12 +253,10 @@ class Archive:
                         name, flags, method, crc, compressed, size, offset + self._shift
                     )
                     (batch.csv if kind == ".csv" else batch.png).append((base[:-4], member))
-            if done % chunk == 0:
+            if done % chunk == 0 or done == self.member_count:
                 batch.read = done
                 yield batch
                 batch = Entries()
-        batch.read = self.member_count
-        yield batch
 
     def read_head(self, member: Member, count: int) -> bytes:
         """The first `count` bytes of a member, unpacking no more than that.
@@ -310,68 +312,52 @@ class Archive:
             raise ArchiveError(f"member {member.name!r} is corrupt: size or CRC-32 does not match")
         return data
 
-    def read_contents(
+    def scan(
         self,
         now_ms: int,
-        on_progress: Callable[[int, int], None] | None = None,
-        known: Mapping[str, str | None] | None = None,
-    ) -> ArchiveContents:
-        """Validate every user file; see `parse_user_csv` for the rules of one file.
+        known: Callable[[list[str]], Mapping[str, str]] | None = None,
+        chunk: int = DIRECTORY_CHUNK,
+    ) -> Iterator["Chunk"]:
+        """Every member judged on its own, a chunk of the directory at a time.
 
-        `known` maps user ids to the csv fingerprint (CRC-32 and size) of the file last
-        loaded for them. A member with that same fingerprint holds the same bytes, which
-        were valid then and are stored, so it is listed as unchanged instead of being read:
-        reloading a mostly unchanged archive then reads only what changed.
+        `known(user_ids)` gives the csv fingerprint (CRC-32 and size) of the file last
+        loaded for each of those users. A member with that same fingerprint holds the same
+        bytes, which were valid then and are stored, so it is listed as unchanged instead of
+        being read: reloading a mostly unchanged archive then reads only what changed. The
+        rules that span members (a user id in two folders, an image without a csv file)
+        need the whole archive and are left to the staging that receives the chunks.
         """
-        known = known or {}
-        csv_members: Named = []
-        png_members: Named = []
-        ignored = 0
-        for entries in self.entries():
-            csv_members += entries.csv
-            png_members += entries.png
-            ignored += entries.ignored
-        rejections: list[Rejection] = []
-        csv_by_user = _unique_by_user(csv_members, "csv", rejections)
-        png_by_user = _unique_by_user(png_members, "png", rejections)
-
-        users: list[UserRecord] = []
-        unchanged: dict[str, Member] = {}
-        total = self.member_count
-        for done, (user_id, member) in enumerate(csv_by_user.items(), start=1):
-            if on_progress is not None and done % PROGRESS_EVERY == 0:
-                on_progress(done, total)
-            member_print = fingerprint(member)
-            if known.get(user_id) == member_print:
-                unchanged[user_id] = member
-                continue
-            try:
-                users.append(
-                    parse_user_csv(user_id, member.name, self.read(member), now_ms, member_print)
-                )
-            except UserFileError as error:
-                rejections.append(Rejection(member.name, user_id, str(error)))
-
-        csv_ids = {stem for stem, _ in csv_members}
-        loaded = {user.user_id for user in users}.union(unchanged)
-        images = {}
-        not_png: set[str] = set()
-        for user_id, member in png_by_user.items():
-            if user_id not in csv_ids:
-                rejections.append(Rejection(member.name, user_id, "image without a csv file"))
-            elif user_id in loaded:
+        for entries in self.entries(chunk):
+            judged = Chunk(ignored=entries.ignored, read=entries.read)
+            csv_members = _with_user_ids(entries.csv, judged.refused)
+            png_members = _with_user_ids(entries.png, judged.refused)
+            stored = known([user_id for user_id, _ in csv_members]) if known else {}
+            for user_id, member in csv_members:
+                member_print = fingerprint(member)
+                if stored.get(user_id) == member_print:
+                    judged.unchanged.append((user_id, member))
+                    continue
+                try:
+                    judged.users.append(
+                        parse_user_csv(
+                            user_id, member.name, self.read(member), now_ms, member_print
+                        )
+                    )
+                except UserFileError as error:
+                    judged.failed.append(Rejection(member.name, user_id, str(error)))
+            for user_id, member in png_members:
                 problem = png_problem(self.read_head(member, PNG_HEAD_BYTES))
                 if problem is None:
-                    images[user_id] = ImageRef(user_id, member, fingerprint(member))
+                    judged.images.append(ImageRef(user_id, member, fingerprint(member)))
                 else:
-                    rejections.append(Rejection(member.name, user_id, problem))
-                    not_png.add(user_id)
-        if on_progress is not None:
-            on_progress(total, total)
-        rejected_images = ({stem for stem, _ in png_members} - png_by_user.keys()) | not_png
-        return ArchiveContents(
-            users, images, rejections, total, ignored, unchanged, csv_ids, rejected_images
-        )
+                    judged.not_png.append(Rejection(member.name, user_id, problem))
+            self.release()
+            yield judged
+
+    def release(self) -> None:
+        """Drop the pages read so far from this process's memory (the system still caches
+        them), so that memory does not grow with the size of the archive."""
+        self._map.madvise(mmap.MADV_DONTNEED)
 
 
 Named = list[tuple[str, "Member"]]
@@ -424,9 +410,13 @@ def _decode_name(raw: bytes, flags: int) -> str:
     try:
         # ASCII names read the same in UTF-8 and in the DOS code page, and the UTF-8
         # decoder is eight times faster, which shows over 200,000 members.
-        return raw.decode("utf-8" if flags & _UTF8_NAMES or raw.isascii() else "cp437")
+        name = raw.decode("utf-8" if flags & _UTF8_NAMES or raw.isascii() else "cp437")
     except UnicodeDecodeError:
         raise ArchiveError("corrupt zip archive: a member name is not valid UTF-8") from None
+    if "\x00" in name:
+        # No file system allows it, and PostgreSQL refuses it in text.
+        raise ArchiveError(f"corrupt zip archive: the member name {name!r} holds a NUL byte")
+    return name
 
 
 def _zip64_extra(extra: bytes, compressed: int, size: int, offset: int) -> tuple[int, int, int]:
@@ -475,35 +465,21 @@ class UserFileError(ValueError):
     """One user file breaks a rule; the user is rejected and the others still load."""
 
 
-def _unique_by_user(members: Named, kind: str, rejections: list[Rejection]) -> dict[str, Member]:
-    """Map user id to member, rejecting bad ids and ids that appear more than once."""
-    by_user: dict[str, list[Member]] = {}
+def _with_user_ids(members: Named, refused: list[Rejection]) -> Named:
+    """The members whose stem is a valid user id; the others are refused with the reason."""
+    valid: Named = []
     for stem, member in members:
         if USER_ID.fullmatch(stem) is None:
-            rejections.append(
+            refused.append(
                 Rejection(
                     member.name,
                     None,
                     f"user id {stem!r} is not 1 to {MAX_USER_ID_LENGTH} letters, digits, '-' or '_'",
                 )
             )
-            continue
-        by_user.setdefault(stem, []).append(member)
-    unique: dict[str, Member] = {}
-    for user_id, found in by_user.items():
-        if len(found) == 1:
-            unique[user_id] = found[0]
-            continue
-        names = ", ".join(member.name for member in found)
-        for member in found:
-            rejections.append(
-                Rejection(
-                    member.name,
-                    user_id,
-                    f"user id {user_id} has {len(found)} {kind} files ({names})",
-                )
-            )
-    return unique
+        else:
+            valid.append((stem, member))
+    return valid
 
 
 def parse_user_csv(

@@ -1,9 +1,11 @@
 """The one function that runs a load end to end, for the worker and `zipflow process` alike.
 
-check the output path -> read the stored users -> read and validate the archive
-(skipping user files whose fingerprint says they are unchanged) -> plan -> in one
-transaction: upload the changed images, write the rows -> after commit: delete the images
-of removed users, export output.csv -> record the run.
+check the output path -> read and validate the archive a chunk at a time (skipping user
+files whose fingerprint says they are unchanged), staging each chunk in the store ->
+apply the rules that span members and count the change -> in one transaction: upload the
+changed images, merge the staged rows -> after commit: delete the images of removed users,
+export output.csv -> record the run. Memory stays flat with the archive's size (see
+`shared.staging`).
 
 A run's status says what happened to the store: `failed` means nothing changed. A step
 after the commit that fails leaves the run `succeeded`, with the step named in its
@@ -12,9 +14,10 @@ after the commit that fails leaves the run `succeeded`, with the step named in i
 
 import csv
 import gc
-import io
 import logging
 import os
+import shutil
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -24,19 +27,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import TypeVar
 
-from shared.archive import (
-    Archive,
-    ArchiveContents,
-    ArchiveError,
-    ImageRef,
-    UserRecord,
-    now_ms,
-    open_archive,
-)
+from playhouse.postgres_ext import PostgresqlExtDatabase
+
+from shared.archive import Archive, ArchiveError, ImageRef, now_ms, open_archive
 from shared.config import OUTPUT_KEY, Settings, image_key
 from shared.db import database, load_lock, record_data_change, refresh_statistics
-from shared.load import LoadPlan, apply_plan, plan_load, read_existing, restore_unchanged
 from shared.models import Run, User, utcnow
+from shared.staging import Changes, Found, Staging
 from shared.storage import ProcessedStore
 
 log = logging.getLogger(__name__)
@@ -44,6 +41,7 @@ log = logging.getLogger(__name__)
 OUTPUT_HEADER = ("user_id", "first_name", "last_name", "birthts", "img_path")
 PROGRESS_SAVE_SECONDS = 1.0
 T = TypeVar("T")
+EXPORT_BATCH = 10_000
 
 
 @dataclass(frozen=True)
@@ -163,21 +161,30 @@ def record_skipped(
     return run
 
 
-def export_csv() -> bytes:
-    """output.csv from the store: every user, numeric ids in numeric order."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(OUTPUT_HEADER)
+def export_csv(path: Path) -> Path:
+    """Write output.csv from the store to `path`, and return it: every user, numeric ids in
+    numeric order.
+
+    Rows stream from the cursor to the file, so a store of millions of users is never held
+    in memory; on PostgreSQL a server-side cursor hands them over EXPORT_BATCH at a time.
+    """
     query = User.select(
         User.user_id, User.first_name, User.last_name, User.birthts, User.img_path
     ).order_by(User.sort_key)
-    # The raw cursor: peewee's per-value conversion would double the cost of a 1M-row export.
-    cursor = database.execute(query)
-    writer.writerows(
-        (user_id, first, last, birthts, img_path or "")
-        for user_id, first, last, birthts, img_path in cursor
-    )
-    return buffer.getvalue().encode()
+    with path.open("w", encoding="utf-8", newline="") as out, database.atomic():
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(OUTPUT_HEADER)
+        # The raw cursor: peewee's per-value conversion would double the cost of a 1M-row export.
+        if isinstance(database.obj, PostgresqlExtDatabase):
+            cursor = database.execute(query, named_cursor=True, array_size=EXPORT_BATCH)
+            rows = iter(cursor.fetchone, None)
+        else:
+            rows = database.execute(query)
+        writer.writerows(
+            (user_id, first, last, birthts, img_path or "")
+            for user_id, first, last, birthts, img_path in rows
+        )
+    return path
 
 
 def _start_run(job: Job, mode: str) -> Run:
@@ -206,34 +213,29 @@ def _load(
         modified_ms = job.version // 1_000_000
     else:
         modified_ms = _epoch_ms(job.modified) if job.modified else now_ms()
-    # Loads into one store run one at a time (`load_lock`), so the store read here is
-    # still the store when the transaction below writes.
-    existing = read_existing()
-    known = {user_id: stored.csv_fingerprint for user_id, stored in existing.items()}
-    with open_archive(job.path, settings.limits) as archive:
+    # Loads into one store run one at a time (`load_lock`), so the store staged against
+    # here is still the store when the transaction below writes.
+    with (
+        open_archive(job.path, settings.limits) as archive,
+        Staging(settings.image_path) as staging,
+    ):
         run.members_total = archive.member_count
         run.save(only=[Run.members_total])
-        contents = archive.read_contents(now_ms(), _progress_saver(run, on_progress), known)
-        users = contents.users + restore_unchanged(existing, contents.unchanged)
-        _check_loadable(users, contents)
-        plan = plan_load(
-            existing,
-            users,
-            contents.images,
-            settings.image_path,
-            settings.mode,
-            modified_ms,
-            contents.user_ids,
-            contents.rejected_images,
-        )
+        progress = _progress_saver(run, on_progress)
+        for chunk in archive.scan(now_ms(), staging.stored_fingerprints):
+            staging.add(chunk)
+            progress(chunk.read, archive.member_count)
+        found = staging.resolve()
+        _check_loadable(found)
+        changes = staging.plan(settings.mode, modified_ms)
         with database.atomic():
-            _upload_images(archive, plan.images_to_upload, store, settings.image_upload_threads)
-            apply_plan(plan, run.id, modified_ms, utcnow())
-            if plan.inserts or plan.updates or plan.deletes:
+            _upload_images(archive, staging, store, settings.image_upload_threads)
+            staging.apply(run.id, utcnow())
+            if changes.writes:
                 record_data_change()
-            _count(run, users, contents, plan)
+            _count(run, found, changes)
             run.save()
-    return plan.images_to_delete
+        return list(staging.images_to_delete()) if changes.images_deleted else []
 
 
 def _after_commit(
@@ -263,62 +265,63 @@ def _after_commit(
         attempt(
             f"deleting {len(keys)} old images from {store.label}", lambda: store.delete_many(keys)
         )
-    output = attempt(f"exporting {OUTPUT_KEY}", export_csv)
-    if output is not None:
-        attempt(
-            f"writing {OUTPUT_KEY} to {store.label}",
-            lambda: store.put(OUTPUT_KEY, output, "text/csv; charset=utf-8"),
-        )
-        if csv_out is not None:
-            attempt(f"writing {csv_out}", lambda: csv_out.write_bytes(output))
+    with tempfile.TemporaryDirectory(prefix="zipflow-export-") as scratch:
+        output = Path(scratch) / OUTPUT_KEY
+        if attempt(f"exporting {OUTPUT_KEY}", lambda: export_csv(output)) is not None:
+            attempt(
+                f"writing {OUTPUT_KEY} to {store.label}",
+                lambda: store.put(OUTPUT_KEY, output, "text/csv; charset=utf-8"),
+            )
+            if csv_out is not None:
+                attempt(f"writing {csv_out}", lambda: shutil.copyfile(output, csv_out))
     run.warnings = warnings
     _finish(run, "succeeded")
 
 
-def _check_loadable(users: list[UserRecord], contents: ArchiveContents) -> None:
-    if users:
+def _check_loadable(found: Found) -> None:
+    if found.users:
         return
-    if not contents.rejections:
+    if not found.rejections:
         raise ArchiveError("the archive holds no user files (<user_id>.csv)")
-    first = contents.rejections[0]
+    first = found.rejections[0]
     raise ArchiveError(
-        f"no valid user in the archive: {len(contents.rejections)} files rejected,"
+        f"no valid user in the archive: {len(found.rejections)} files rejected,"
         f" the first {first.member}: {first.reason}"
     )
 
 
-def _count(run: Run, users: list[UserRecord], contents: ArchiveContents, plan: LoadPlan) -> None:
-    run.users_in_archive = len(users)
-    run.inserted, run.updated, run.deleted = len(plan.inserts), len(plan.updates), len(plan.deletes)
-    run.unchanged, run.kept_newer = plan.unchanged, plan.kept_newer
-    run.rejected = len(contents.rejections)
-    run.rejections = [rejection.as_dict() for rejection in contents.rejections]
-    run.images = len(contents.images)
-    run.images_uploaded = len(plan.images_to_upload)
-    run.images_deleted = len(plan.images_to_delete)
-    run.members_read = contents.members_total
+def _count(run: Run, found: Found, changes: Changes) -> None:
+    run.users_in_archive = found.users
+    run.inserted, run.updated, run.deleted = changes.inserted, changes.updated, changes.deleted
+    run.unchanged, run.kept_newer = changes.unchanged, changes.kept_newer
+    run.rejected = len(found.rejections)
+    run.rejections = [rejection.as_dict() for rejection in found.rejections]
+    run.images = found.images
+    run.images_uploaded = changes.images_uploaded
+    run.images_deleted = changes.images_deleted
+    run.members_read = run.members_total
 
 
-def _upload_images(
-    archive: Archive, images: list[ImageRef], store: ProcessedStore, threads: int
-) -> None:
+def _upload_images(archive: Archive, staging: Staging, store: ProcessedStore, threads: int) -> None:
     """Check every image, then upload them in parallel (object stores serve concurrent PUTs
     far faster than sequential ones).
 
     Uploads replace the live objects before the rows commit, and a rollback cannot take
     them back; reading every image first makes a damaged archive fail before any is replaced.
     """
-    if not images:
-        return
-    for image in images:
-        archive.read(image.member)
+    for page in staging.uploads():
+        for image in page:
+            archive.read(image.member)
+        archive.release()
 
     def upload(image: ImageRef) -> None:
         store.put(image_key(image.user_id), archive.read(image.member), "image/png")
 
     with ThreadPoolExecutor(max_workers=max(threads, 1)) as pool:
-        for _ in pool.map(upload, images):
-            pass
+        for page in staging.uploads():
+            for _ in pool.map(upload, page):
+                pass
+            archive.release()
 
 
 def _progress_saver(run: Run, on_progress: Progress | None) -> Progress:

@@ -6,6 +6,7 @@ never taken from archive member names.
 """
 
 import os
+import shutil
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -25,7 +26,9 @@ class ProcessedStore(Protocol):
 
     label: str
 
-    def put(self, key: str, data: bytes, content_type: str) -> None: ...
+    def put(self, key: str, data: bytes | Path, content_type: str) -> None:
+        """Store `data` at `key`: bytes, or a file holding them (output.csv can be large)."""
+        ...
 
     def get(self, key: str) -> bytes | None: ...
 
@@ -47,13 +50,16 @@ class LocalStore:
             raise ValueError(f"object key {key!r} points outside {self.base}")
         return path
 
-    def put(self, key: str, data: bytes, content_type: str) -> None:
+    def put(self, key: str, data: bytes | Path, content_type: str) -> None:
         path = self._path(key)
         if path.parent not in self._folders:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._folders.add(path.parent)
         partial = path.with_name(path.name + ".part")
-        partial.write_bytes(data)
+        if isinstance(data, Path):
+            shutil.copyfile(data, partial)
+        else:
+            partial.write_bytes(data)
         partial.replace(path)
 
     def get(self, key: str) -> bytes | None:
@@ -124,10 +130,13 @@ class MinioStore:
         self.bucket = bucket
         self.label = f"s3://{bucket}"
 
-    def put(self, key: str, data: bytes, content_type: str) -> None:
-        self.client.put_object(
-            self.bucket, key, BytesIO(data), len(data), content_type=content_type
-        )
+    def put(self, key: str, data: bytes | Path, content_type: str) -> None:
+        if isinstance(data, Path):
+            self.client.fput_object(self.bucket, key, str(data), content_type=content_type)
+        else:
+            self.client.put_object(
+                self.bucket, key, BytesIO(data), len(data), content_type=content_type
+            )
 
     def get(self, key: str) -> bytes | None:
         try:

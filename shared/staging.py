@@ -1,0 +1,459 @@
+"""A load staged in the store: the archive's rows in temporary tables, then a set-based merge.
+
+Memory stays flat whatever the archive's size. The reader hands over one chunk at a time,
+and the chunk goes to a temporary table (COPY on PostgreSQL, the driver's executemany on
+SQLite). What needs the whole archive is then SQL over the staged rows: the rules that
+span members (a user id in two folders, an image without a csv file), and the change
+itself (insert, update where changed, delete the absent users in snapshot mode, keep rows
+from newer archives in merge mode), as one INSERT ... ON CONFLICT and one DELETE ... WHERE
+NOT EXISTS inside the load's transaction. The temporary tables belong to the load's
+connection, so no reader ever sees them; they fill before that transaction starts, so the
+run's progress still commits while they do.
+"""
+
+# The SQL here is built from this module's table and column names and from numbers it
+# computed itself; every value that comes from an archive is passed as a parameter or COPY data.
+# ruff: noqa: S608
+
+import contextlib
+import csv
+import functools
+import io
+import itertools
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from types import TracebackType
+
+import peewee
+
+from shared.ages import MS_PER_DAY, birthdate_of, ymd
+from shared.archive import Chunk, ImageRef, Member, Rejection, fingerprint
+from shared.db import database
+from shared.models import User, sort_key
+
+USERS = "zipflow_stage_user"
+IMAGES = "zipflow_stage_image"
+UPLOADS = "zipflow_stage_upload"
+GONE = "zipflow_stage_gone"
+
+# What a staged user file is.
+VALID, UNCHANGED, FAILED, DUPLICATE = 0, 1, 2, 3
+# What a staged png is.
+USABLE, DUPLICATE_IMAGE, NO_CSV, NOT_PNG = 0, 1, 2, 3
+
+USER_COLUMNS = (
+    ("seq", "BIGINT"),
+    ("user_id", "TEXT"),
+    ("sort_key", "TEXT"),
+    ("member", "TEXT"),
+    ("state", "INTEGER"),
+    ("reason", "TEXT"),
+    ("first_name", "TEXT"),
+    ("last_name", "TEXT"),
+    ("birthts", "BIGINT"),
+    ("birthdate", "DATE"),
+    ("birth_ymd", "INTEGER"),
+    ("csv_fingerprint", "TEXT"),
+    # 1 when the user's png is in the archive but rejected: they keep the image they had.
+    ("keeps_image", "INTEGER"),
+)
+IMAGE_COLUMNS = (
+    ("seq", "BIGINT"),
+    ("user_id", "TEXT"),
+    ("member", "TEXT"),
+    ("flags", "INTEGER"),
+    ("method", "INTEGER"),
+    ("crc", "BIGINT"),
+    ("compressed", "BIGINT"),
+    ("size", "BIGINT"),
+    ("member_offset", "BIGINT"),
+    ("img_path", "TEXT"),
+    ("img_fingerprint", "TEXT"),
+    ("state", "INTEGER"),
+    ("reason", "TEXT"),
+)
+# The member columns of IMAGE_COLUMNS, in Member's order after its name.
+MEMBER_COLUMNS = ("member", "flags", "method", "crc", "compressed", "size", "member_offset")
+# The user columns a load compares to decide whether a stored row changed.
+COMPARED = (
+    "first_name",
+    "last_name",
+    "birthts",
+    "img_path",
+    "img_fingerprint",
+    "csv_fingerprint",
+)
+PAGE = 10_000
+
+
+@dataclass
+class Found:
+    """What the archive holds once the rules that span members are applied."""
+
+    users: int
+    images: int
+    rejections: list[Rejection]
+
+
+@dataclass
+class Changes:
+    """What the merge will do, counted before it does it."""
+
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    kept_newer: int = 0
+    deleted: int = 0
+    images_uploaded: int = 0
+    images_deleted: int = 0
+
+    @property
+    def writes(self) -> bool:
+        return bool(self.inserted or self.updated or self.deleted)
+
+
+class Staging:
+    """The staged rows of one load, on the load's own connection; use it in a `with`."""
+
+    def __init__(self, image_path: Callable[[str], str]) -> None:
+        self.image_path = image_path
+        self.postgres = isinstance(database.obj, peewee.PostgresqlDatabase)
+        # Null-safe inequality: SQLite's IS NOT is PostgreSQL's IS DISTINCT FROM.
+        self.differs = "IS DISTINCT FROM" if self.postgres else "IS NOT"
+        self.table = User._meta.table_name
+        self.refused: list[Rejection] = []
+        self.ignored = 0
+        self._seq = 0
+        self._mode = "snapshot"
+        self._archive_ms = 0
+        self._changes = Changes()
+        self._store_empty = (
+            database.execute_sql(f"SELECT 1 FROM {self.table} LIMIT 1").fetchone() is None
+        )
+        self._drop()
+        for name, columns in ((USERS, USER_COLUMNS), (IMAGES, IMAGE_COLUMNS)):
+            definition = ", ".join(f"{column} {kind}" for column, kind in columns)
+            database.execute_sql(f"CREATE TEMPORARY TABLE {name} ({definition})")
+        database.execute_sql(
+            f"CREATE TEMPORARY TABLE {UPLOADS} (seq BIGINT, user_id TEXT,"
+            f" {', '.join(f'{column} {kind}' for column, kind in IMAGE_COLUMNS[2:9])})"
+        )
+        database.execute_sql(f"CREATE TEMPORARY TABLE {GONE} (user_id TEXT)")
+
+    def __enter__(self) -> "Staging":
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if error is None:
+            self._drop()
+            return
+        # The load failed, perhaps with the connection: the tables go with the session then,
+        # and a second error here must not hide the first.
+        with contextlib.suppress(peewee.PeeweeException):
+            self._drop()
+
+    def _drop(self) -> None:
+        for name in (USERS, IMAGES, UPLOADS, GONE):
+            database.execute_sql(f"DROP TABLE IF EXISTS {name}")
+
+    def stored_fingerprints(self, user_ids: list[str]) -> dict[str, str]:
+        """The csv fingerprint stored for each of these users that the store holds."""
+        if self._store_empty or not user_ids:
+            return {}
+        if self.postgres:
+            where, value = "user_id = ANY(%s)", user_ids
+        else:
+            where, value = "user_id IN (SELECT value FROM json_each(?))", json.dumps(user_ids)
+        cursor = database.execute_sql(
+            f"SELECT user_id, csv_fingerprint FROM {self.table} WHERE {where}",
+            (value,),
+        )
+        return dict(cursor.fetchall())
+
+    def add(self, chunk: Chunk) -> None:
+        """Stage one chunk of the archive."""
+        numbers = itertools.count(self._seq + 1)
+        users: list[tuple] = []
+        for user in chunk.users:
+            birthdate, birth_ymd = _birth_columns(user.birthts)
+            users.append(
+                (
+                    next(numbers),
+                    user.user_id,
+                    sort_key(user.user_id),
+                    user.member,
+                    VALID,
+                    None,
+                    user.first_name,
+                    user.last_name,
+                    user.birthts,
+                    birthdate,
+                    birth_ymd,
+                    user.csv_fingerprint,
+                    None,
+                )
+            )
+        for user_id, member in chunk.unchanged:
+            users.append(
+                (next(numbers), user_id, sort_key(user_id), member.name, UNCHANGED, None)
+                + (None,) * 5
+                + (fingerprint(member), None)
+            )
+        for rejection in chunk.failed:
+            users.append(
+                (next(numbers), rejection.user_id, None, rejection.member, FAILED, rejection.reason)
+                + (None,) * 7
+            )
+        images = [
+            (
+                next(numbers),
+                image.user_id,
+                *image.member,
+                self.image_path(image.user_id),
+                image.fingerprint,
+                USABLE,
+                None,
+            )
+            for image in chunk.images
+        ]
+        images += [
+            (next(numbers), rejection.user_id, rejection.member)
+            + (None,) * 8
+            + (NOT_PNG, rejection.reason)
+            for rejection in chunk.not_png
+        ]
+        self._seq = next(numbers) - 1
+        with database.atomic():
+            self._write(USERS, USER_COLUMNS, users)
+            self._write(IMAGES, IMAGE_COLUMNS, images)
+        self.refused += chunk.refused
+        self.ignored += chunk.ignored
+
+    def _write(self, table: str, columns: tuple[tuple[str, str], ...], rows: list[tuple]) -> None:
+        if not rows:
+            return
+        names = ", ".join(column for column, _ in columns)
+        cursor = database.cursor()
+        if self.postgres:
+            # CSV, because Python's csv module writes it in C. No staged text is ever empty,
+            # so an empty unquoted field can only be a NULL; "\r\n" line ends make the
+            # writer quote any field holding either character.
+            text = io.StringIO()
+            csv.writer(text, lineterminator="\r\n").writerows(rows)
+            text.seek(0)
+            cursor.copy_expert(f"COPY {table} ({names}) FROM STDIN WITH (FORMAT csv)", text)
+        else:
+            marks = ", ".join("?" * len(columns))
+            cursor.executemany(f"INSERT INTO {table} ({names}) VALUES ({marks})", rows)
+
+    def resolve(self) -> Found:
+        """Apply the rules that span members, and list every rejection in reading order."""
+        for name in (USERS, IMAGES):
+            database.execute_sql(f"CREATE INDEX {name}_user_id ON {name} (user_id)")
+        database.execute_sql(f"CREATE INDEX {IMAGES}_seq ON {IMAGES} (seq)")
+        for name, state in ((USERS, DUPLICATE), (IMAGES, DUPLICATE_IMAGE)):
+            database.execute_sql(
+                f"UPDATE {name} SET state = {state} WHERE user_id IN"
+                f" (SELECT user_id FROM {name} GROUP BY user_id HAVING count(*) > 1)"
+            )
+        database.execute_sql(
+            f"UPDATE {IMAGES} SET state = {NO_CSV} WHERE state IN ({USABLE}, {NOT_PNG})"
+            f" AND NOT EXISTS (SELECT 1 FROM {USERS} s WHERE s.user_id = {IMAGES}.user_id)"
+        )
+        database.execute_sql(
+            f"UPDATE {USERS} SET keeps_image = 1 WHERE user_id IN"
+            f" (SELECT user_id FROM {IMAGES} WHERE state IN ({DUPLICATE_IMAGE}, {NOT_PNG}))"
+        )
+        if self.postgres:
+            for name in (USERS, IMAGES):
+                database.execute_sql(f"ANALYZE {name}")
+        rejections = list(self.refused)
+        rejections += self._duplicates(USERS, DUPLICATE, "csv")
+        rejections += self._duplicates(IMAGES, DUPLICATE_IMAGE, "png")
+        rows = database.execute_sql(
+            f"SELECT member, user_id, reason FROM {USERS} WHERE state = {FAILED} ORDER BY seq"
+        )
+        rejections += [Rejection(*row) for row in rows]
+        # A png that is no PNG image is reported when its user loads; otherwise the user's
+        # own rejection says enough.
+        rows = database.execute_sql(
+            f"SELECT p.member, p.user_id, p.reason FROM {IMAGES} p JOIN {USERS} s"
+            f" ON s.user_id = p.user_id AND s.state IN ({VALID}, {UNCHANGED})"
+            f" WHERE p.state = {NOT_PNG} ORDER BY p.seq"
+        )
+        rejections += [Rejection(*row) for row in rows]
+        rows = database.execute_sql(
+            f"SELECT member, user_id FROM {IMAGES} WHERE state = {NO_CSV} ORDER BY seq"
+        )
+        rejections += [Rejection(*row, "image without a csv file") for row in rows]
+        users, images = database.execute_sql(
+            f"SELECT count(*), count(p.user_id) FROM {USERS} s"
+            f" LEFT JOIN {IMAGES} p ON p.user_id = s.user_id AND p.state = {USABLE}"
+            f" WHERE s.state IN ({VALID}, {UNCHANGED})"
+        ).fetchone()
+        return Found(users, images, rejections)
+
+    def _duplicates(self, table: str, state: int, kind: str) -> list[Rejection]:
+        rows = database.execute_sql(
+            f"SELECT user_id, member FROM {table} WHERE state = {state} ORDER BY user_id, seq"
+        ).fetchall()
+        members: dict[str, list[str]] = {}
+        for user_id, member in rows:
+            members.setdefault(user_id, []).append(member)
+        rejections = []
+        for user_id, names in members.items():
+            listed = ", ".join(names)
+            reason = f"user id {user_id} has {len(names)} {kind} files ({listed})"
+            rejections += [Rejection(name, user_id, reason) for name in names]
+        return rejections
+
+    def plan(self, mode: str, archive_ms: int) -> Changes:
+        """Count what the merge will change, and note the images to upload and delete.
+
+        snapshot: the archive is the whole dataset; users with no csv file in it are
+        deleted. A user whose file is there but rejected keeps their stored row (the upload
+        did not remove them, and a broken file must not lose data), and a user whose png is
+        there but rejected keeps the image they had. merge: nobody is deleted; a row written
+        from a newer archive than this one is kept (`kept_newer`), and a user without a png
+        in this archive keeps the image they had.
+        """
+        self._mode, self._archive_ms = mode, int(archive_ms)
+        incoming = self._incoming()
+        changes = self._changes = Changes()
+        loses_image = "change = 'updated' AND old_img_path IS NOT NULL AND img_path IS NULL"
+        rows = database.execute_sql(
+            f"SELECT change, count(*), sum(CASE WHEN {self._uploads_when()} THEN 1 ELSE 0 END),"
+            f" sum(CASE WHEN {loses_image} THEN 1 ELSE 0 END)"
+            f" FROM ({incoming}) AS i GROUP BY change"
+        )
+        for change, count, uploads, losses in rows:
+            setattr(changes, change, count)
+            changes.images_uploaded += uploads or 0
+            changes.images_deleted += losses or 0
+        # Each pass below is skipped when the counts say it would find nothing.
+        if changes.images_uploaded:
+            database.execute_sql(
+                f"INSERT INTO {UPLOADS} SELECT p.seq, p.user_id, "
+                + ", ".join(f"p.{column}" for column in MEMBER_COLUMNS)
+                + f" FROM ({incoming}) AS i JOIN {IMAGES} p ON p.seq = i.image_seq"
+                f" WHERE {self._uploads_when()}"
+            )
+            database.execute_sql(f"CREATE INDEX {UPLOADS}_seq ON {UPLOADS} (seq)")
+        if changes.images_deleted:
+            database.execute_sql(
+                f"INSERT INTO {GONE} SELECT user_id FROM ({incoming}) AS i WHERE {loses_image}"
+            )
+        if mode == "snapshot":
+            changes.deleted = database.execute_sql(
+                f"SELECT count(*) FROM {self.table} WHERE {self._absent()}"
+            ).fetchone()[0]
+        if changes.deleted:
+            changes.images_deleted += database.execute_sql(
+                f"INSERT INTO {GONE} SELECT user_id FROM {self.table}"
+                f" WHERE img_path IS NOT NULL AND {self._absent()}"
+            ).rowcount
+        return changes
+
+    def apply(self, run_id: int, now: datetime) -> None:
+        """Write the change `plan` counted; the caller holds the transaction."""
+        if self._changes.deleted:
+            database.execute_sql(f"DELETE FROM {self.table} WHERE {self._absent()}")
+        if not (self._changes.inserted or self._changes.updated):
+            return
+        written = ("sort_key", "first_name", "last_name", "birthts", "birthdate", "birth_ymd")
+        written += ("img_path", "img_fingerprint", "csv_fingerprint")
+        updated = (*written[1:], "source_modified_ms", "run_id", "updated_at")
+        param = database.param
+        stamp = now.isoformat(sep=" ")
+        database.execute_sql(
+            f"INSERT INTO {self.table} (user_id, {', '.join(written)}, source_modified_ms,"
+            f" run_id, created_at, updated_at)"
+            f" SELECT user_id, {', '.join(written)}, {self._archive_ms}, {param}, {param}, {param}"
+            f" FROM ({self._incoming()}) AS i WHERE change IN ('inserted', 'updated')"
+            f" ON CONFLICT (user_id) DO UPDATE SET "
+            + ", ".join(f"{column} = excluded.{column}" for column in updated),
+            (run_id, stamp, stamp),
+        )
+
+    def uploads(self) -> Iterator[list[ImageRef]]:
+        """The images the merge writes that are new or changed, a page at a time."""
+        columns = ", ".join(MEMBER_COLUMNS)
+        last = -1
+        while True:
+            rows = database.execute_sql(
+                f"SELECT seq, user_id, {columns} FROM {UPLOADS}"
+                f" WHERE seq > {database.param} ORDER BY seq LIMIT {PAGE}",
+                (last,),
+            ).fetchall()
+            if not rows:
+                return
+            last = rows[-1][0]
+            yield [_image_ref(row[1], Member(*row[2:])) for row in rows]
+
+    def images_to_delete(self) -> Iterator[str]:
+        """The user ids whose stored image the merge dropped: updated without one, or gone."""
+        cursor = database.execute_sql(f"SELECT user_id FROM {GONE}")
+        while rows := cursor.fetchmany(PAGE):
+            yield from (row[0] for row in rows)
+
+    def _absent(self) -> str:
+        """Stored users with no csv file in the archive (a rejected file still counts)."""
+        return f"NOT EXISTS (SELECT 1 FROM {USERS} s WHERE s.user_id = {self.table}.user_id)"
+
+    def _uploads_when(self) -> str:
+        return (
+            "i.image_seq IS NOT NULL AND change IN ('inserted', 'updated')"
+            f" AND i.img_fingerprint {self.differs} i.old_img_fingerprint"
+        )
+
+    def _incoming(self) -> str:
+        """Every loadable staged user beside their stored row, with what the merge does to it.
+
+        `change` is one of inserted, kept_newer, unchanged, updated: the Changes fields.
+        A user whose file is unchanged was staged without its data, which the store holds.
+        """
+        merge = "TRUE" if self._mode == "merge" else "FALSE"
+        kept_image = f"({merge} OR s.keeps_image = 1)"
+        differs = " OR ".join(f"n.{column} {self.differs} n.old_{column}" for column in COMPARED)
+        return (
+            "SELECT n.*, CASE WHEN n.old_user_id IS NULL THEN 'inserted'"
+            f" WHEN {merge} AND n.old_source_modified_ms > {self._archive_ms} THEN 'kept_newer'"
+            f" WHEN {differs} THEN 'updated' ELSE 'unchanged' END AS change"
+            " FROM (SELECT s.user_id, s.sort_key, s.csv_fingerprint, p.seq AS image_seq,"
+            + "".join(
+                f" COALESCE(s.{column}, u.{column}) AS {column},"
+                for column in ("first_name", "last_name", "birthts", "birthdate", "birth_ymd")
+            )
+            + f" CASE WHEN p.seq IS NOT NULL THEN p.img_path WHEN {kept_image} THEN u.img_path"
+            " END AS img_path,"
+            f" CASE WHEN p.seq IS NOT NULL THEN p.img_fingerprint WHEN {kept_image}"
+            " THEN u.img_fingerprint END AS img_fingerprint,"
+            + "".join(f" u.{column} AS old_{column}," for column in (*COMPARED, "user_id"))
+            + " u.source_modified_ms AS old_source_modified_ms"
+            f" FROM {USERS} s"
+            f" LEFT JOIN {IMAGES} p ON p.user_id = s.user_id AND p.state = {USABLE}"
+            f" LEFT JOIN {self.table} u ON u.user_id = s.user_id"
+            f" WHERE s.state IN ({VALID}, {UNCHANGED})) AS n"
+        )
+
+
+def _image_ref(user_id: str, member: Member) -> ImageRef:
+    return ImageRef(user_id, member, fingerprint(member))
+
+
+def _birth_columns(birthts: int) -> tuple[str, int]:
+    """birthdate and birth_ymd; users share birth days, so the conversion is done once a day."""
+    return _day_columns(birthts // MS_PER_DAY)
+
+
+@functools.lru_cache(maxsize=65_536)
+def _day_columns(day: int) -> tuple[str, int]:
+    birthdate = birthdate_of(day * MS_PER_DAY)
+    return birthdate.isoformat(), ymd(birthdate)

@@ -1,0 +1,95 @@
+"""Staging a load in the store and merging it with SQL, on SQLite and PostgreSQL."""
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from shared.archive import now_ms, open_archive
+from shared.config import ArchiveLimits, Settings
+from shared.db import database
+from shared.models import Run, User
+from shared.pipeline import Job, process
+from shared.staging import USERS, Staging
+from shared.storage import LocalStore
+from tests.shared.zips import IVAN, PNG, make_zip, users_zip
+
+
+def staged(path: Path, chunk: int):
+    """The archive staged a few members at a time, and what the cross-member rules found."""
+    with open_archive(path, ArchiveLimits()) as archive, Staging(Settings().image_path) as staging:
+        for part in archive.scan(now_ms(), staging.stored_fingerprints, chunk=chunk):
+            staging.add(part)
+        return staging.resolve()
+
+
+def test_a_user_id_in_two_folders_rejects_both_files_even_in_different_chunks(store_db, tmp_path):
+    path = make_zip(
+        tmp_path / "a.zip",
+        {"a/5.csv": IVAN, "a/6.csv": IVAN, "a/7.csv": IVAN, "b/5.csv": IVAN, "b/5.png": PNG},
+    )
+    found = staged(path, chunk=2)
+    assert found.users == 2
+    reasons = {r.member: r.reason for r in found.rejections}
+    assert reasons == {
+        "a/5.csv": "user id 5 has 2 csv files (a/5.csv, b/5.csv)",
+        "b/5.csv": "user id 5 has 2 csv files (a/5.csv, b/5.csv)",
+    }
+    assert found.images == 0, "the png of a rejected user is not loaded"
+
+
+def test_images_count_only_for_loaded_users_and_one_without_a_csv_is_reported(store_db, tmp_path):
+    path = make_zip(
+        tmp_path / "a.zip",
+        {"d/1.csv": IVAN, "d/1.png": PNG, "d/2.png": PNG, "d/3.csv": b"broken", "d/3.png": PNG},
+    )
+    found = staged(path, chunk=1)
+    assert (found.users, found.images) == (1, 1)
+    assert [(r.member, r.reason) for r in found.rejections] == [
+        ("d/3.csv", "missing column(s): first_name, last_name, birthts"),
+        ("d/2.png", "image without a csv file"),
+    ]
+
+
+def test_the_staging_tables_are_gone_after_a_load_and_after_a_failed_one(store_db, tmp_path):
+    settings = replace(Settings(), data_dir=tmp_path / "data")
+    store = LocalStore(settings.data_dir, settings.processed_bucket)
+    bad = make_zip(tmp_path / "bad.zip", {"1.csv": b"broken"})
+    good = users_zip(tmp_path / "good.zip", ["1", "2"])
+    assert process(Job(bad, "bad.zip"), settings, store).status == "failed"
+    assert process(Job(good, "good.zip"), settings, store).status == "succeeded"
+    with pytest.raises(Exception, match=USERS):
+        database.execute_sql(f"SELECT count(*) FROM {USERS}")  # noqa: S608
+
+
+def test_awkward_names_and_text_reach_the_store_unchanged(store_db, tmp_path):
+    """Commas, quotes, backslashes, tabs and line breaks in member names, and quotes,
+    commas and backslashes in user names, survive COPY's CSV as they do executemany."""
+    first, last = 'Zoë "Z" \\ O\'Neil', "Smith, Jr."
+    data = f'first_name,last_name,birthts\n"{first.replace(chr(34), 2 * chr(34))}","{last}",1\n'
+    members = {
+        'we,ird "folder"\\\t\r\n/1.csv': data.encode(),
+        "plain/2.csv": b"first_name,last_name,birthts\n,B,1\n",
+    }
+    settings = replace(Settings(), data_dir=tmp_path / "data")
+    store = LocalStore(settings.data_dir, settings.processed_bucket)
+    run = process(Job(make_zip(tmp_path / "a.zip", members), "a.zip"), settings, store)
+    assert run.status == "succeeded", run.error
+    assert [(u.first_name, u.last_name) for u in User.select()] == [(first, last)]
+    stored = Run.get_by_id(run.id)
+    assert stored.rejections == [
+        {"member": "plain/2.csv", "user_id": "2", "reason": "first_name is empty"}
+    ]
+
+
+def test_a_snapshot_deletes_absent_users_and_their_images_set_wise(store_db, tmp_path):
+    settings = replace(Settings(), data_dir=tmp_path / "data")
+    store = LocalStore(settings.data_dir, settings.processed_bucket)
+    first = users_zip(tmp_path / "a.zip", [str(i) for i in range(20)], images=("3", "4"))
+    assert process(Job(first, "a.zip"), settings, store).inserted == 20
+    second = users_zip(tmp_path / "b.zip", [str(i) for i in range(5)], images=("4",))
+    run = process(Job(second, "b.zip"), settings, store)
+    assert (run.deleted, run.unchanged, run.updated, run.images_deleted) == (15, 4, 1, 1)
+    assert sorted(int(u.user_id) for u in User.select()) == list(range(5))
+    assert not (settings.data_dir / "processed/images/3.png").exists()
+    assert (settings.data_dir / "processed/images/4.png").exists()
