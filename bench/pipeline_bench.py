@@ -60,7 +60,8 @@ def fresh_postgres(url: str) -> Iterator[str]:
     try:
         yield f"{url}{separator}options=-csearch_path%3D{schema}"
     finally:
-        database.close()
+        if database.obj is not None:
+            database.close()
         with admin.cursor() as cursor:
             cursor.execute(f"DROP SCHEMA {schema} CASCADE")
         admin.close()
