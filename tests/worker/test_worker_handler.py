@@ -12,6 +12,7 @@ from shared.config import Settings
 from shared.messages import REPROCESS_TYPE, MessageError, Reprocess
 from shared.models import Run, User, queue_run
 from shared.storage import MinioStore, SourceBucket
+from tests.minio_events import minio_body
 from worker.decide import BAD_ARCHIVE_NOTE
 from worker.events import EventError
 from worker.handler import Handler, describe
@@ -80,3 +81,29 @@ def test_a_redelivered_reprocess_of_a_bad_archive_is_not_tried_again(
     assert (failed.status, failed.note) == ("failed", BAD_ARCHIVE_NOTE)
     assert Run.get_by_id(queued.id).finished_at == failed.finished_at
     assert "skipped: run already failed" in worker_logs.text
+
+
+def test_an_event_for_a_version_replaced_since_is_skipped_for_the_new_versions_event(
+    db, minio: Minio, settings: Settings, tmp_path: Path
+) -> None:
+    handler = Handler(
+        settings,
+        SourceBucket(minio, settings.source_bucket),
+        MinioStore(minio, settings.processed_bucket),
+    )
+    first = write_zip(tmp_path / "first.zip", {"1": ("Old", "User", 0)}).read_bytes()
+    second = write_zip(tmp_path / "second.zip", {"2": ("New", "User", 0)}).read_bytes()
+    put = minio.put_object(settings.source_bucket, "users.zip", io.BytesIO(first), len(first))
+    modified = minio.stat_object(settings.source_bucket, "users.zip").last_modified
+    stale = minio_body(
+        settings.source_bucket, "users.zip", put.etag.strip('"'), len(first), modified
+    )
+    minio.put_object(settings.source_bucket, "users.zip", io.BytesIO(second), len(second))
+
+    handler.handle(stale, None, redelivered=False)
+
+    [run] = Run.select()
+    assert run.status == "skipped"
+    assert run.note.startswith("replaced since this event (now etag ")
+    assert run.note.endswith("the new version's own event loads it")
+    assert User.select().count() == 0
