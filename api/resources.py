@@ -383,10 +383,10 @@ class StatsResource:
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         params.accept_only(req, params.FILTER_PARAMETERS)
         where = params.user_filter(req)
-        today = self.services.today()
-        if caching.not_modified(req, resp, caching.data_tag(data_version(), today)):
+        today, version = self.services.today(), data_version()
+        if caching.not_modified(req, resp, caching.data_tag(version, today)):
             return
-        stats = user_stats(where, today, self.services.aggregate)
+        stats = user_stats(where, today, self.services.aggregate, version)
         resp.media = {
             "count": stats.count,
             "average_age": stats.average_age,
@@ -405,10 +405,10 @@ class StatsAgesResource:
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         params.accept_only(req, params.FILTER_PARAMETERS)
         where = params.user_filter(req)
-        today = self.services.today()
-        if caching.not_modified(req, resp, caching.data_tag(data_version(), today)):
+        today, version = self.services.today(), data_version()
+        if caching.not_modified(req, resp, caching.data_tag(version, today)):
             return
-        ages = age_histogram(where, today, self.services.aggregate)
+        ages = age_histogram(where, today, self.services.aggregate, version)
         resp.media = {
             "filters": filters_json(where),
             "ages": [

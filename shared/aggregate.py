@@ -103,9 +103,12 @@ class UserAggregate:
         self._days: tuple[str, list[BirthDayCount]] | None = None
         self._ages: tuple[str, date, AgeTable | None] | None = None
 
-    def ages_on(self, today: date) -> AgeTable | None:
-        """Every user counted by age on `today`, or None when only the direct SQL can say."""
-        version = data_version()
+    def ages_on(self, today: date, version: str | None = None) -> AgeTable | None:
+        """Every user counted by age on `today`, or None when only the direct SQL can say.
+
+        `version` is the data version the caller read (for its ETag), so it is read once.
+        """
+        version = version or data_version()
         current = self._ages
         if current is not None and current[:2] == (version, today):
             return current[2]

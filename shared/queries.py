@@ -130,12 +130,18 @@ def _count_all() -> peewee.Function:
     return peewee.fn.COUNT(peewee.SQL("*"))
 
 
-def user_stats(where: UserFilter, today: date, aggregate: UserAggregate | None = None) -> UserStats:
+def user_stats(
+    where: UserFilter,
+    today: date,
+    aggregate: UserAggregate | None = None,
+    version: str | None = None,
+) -> UserStats:
     """Count, mean age (two decimals) and image split of the matching users.
 
     From `aggregate` when it can answer, otherwise in one query; both give the same numbers.
+    `version` is the data version when the caller has read it already.
     """
-    table = _age_table(where, today, aggregate)
+    table = _age_table(where, today, aggregate, version)
     if table is None:
         return _user_stats_in_sql(where, today)
     ages = table.select(where.has_image, where.min_age, where.max_age)
@@ -152,26 +158,32 @@ def user_stats(where: UserFilter, today: date, aggregate: UserAggregate | None =
 
 
 def age_histogram(
-    where: UserFilter, today: date, aggregate: UserAggregate | None = None
+    where: UserFilter,
+    today: date,
+    aggregate: UserAggregate | None = None,
+    version: str | None = None,
 ) -> list[AgeCount]:
     """Users per completed year of age (ages with nobody left out), youngest first.
 
     From `aggregate` when it can answer, otherwise in one query; both give the same numbers.
+    `version` is the data version when the caller has read it already.
     """
-    table = _age_table(where, today, aggregate)
+    table = _age_table(where, today, aggregate, version)
     if table is None:
         return _age_histogram_in_sql(where, today)
     return table.select(where.has_image, where.min_age, where.max_age)
 
 
-def _age_table(where: UserFilter, today: date, aggregate: UserAggregate | None) -> AgeTable | None:
+def _age_table(
+    where: UserFilter, today: date, aggregate: UserAggregate | None, version: str | None
+) -> AgeTable | None:
     """The aggregate's table for `today`, or None when it cannot answer this filter.
 
     It counts by age and image only: a name search needs the rows.
     """
     if aggregate is None or where.search is not None:
         return None
-    return aggregate.ages_on(today)
+    return aggregate.ages_on(today, version)
 
 
 def _user_stats_in_sql(where: UserFilter, today: date) -> UserStats:
