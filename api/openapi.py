@@ -33,6 +33,35 @@ def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any
     }
 
 
+IF_NONE_MATCH = {
+    "name": "If-None-Match",
+    "in": "header",
+    "required": False,
+    "schema": {"type": "string"},
+    "description": "ETags of copies you hold; when one is current the answer is a 304.",
+}
+CACHE_HEADERS = {
+    "ETag": {
+        "description": "Changes when a load changes the users, at the UTC day's turn, and"
+        " (for a run) whenever the run does.",
+        "schema": {"type": "string"},
+    },
+    "Cache-Control": {
+        "description": "no-cache: keep the answer, revalidate it before use.",
+        "schema": {"type": "string"},
+    },
+}
+NOT_MODIFIED = {
+    "description": "The copy named in If-None-Match is current; no body.",
+    "headers": CACHE_HEADERS,
+}
+
+
+def _tagged(response: dict[str, Any]) -> dict[str, Any]:
+    """A response that carries an ETag and the revalidation policy."""
+    return {**response, "headers": {**response.get("headers", {}), **CACHE_HEADERS}}
+
+
 NEXT_LINK = {
     "Link": {
         "description": 'Present when more remain: `<...>; rel="next"` points at the next page.',
@@ -258,11 +287,12 @@ PATHS: dict[str, Any] = {
     "/data": {
         "get": {
             "summary": "List users, filtered; paged with limit/after or streamed whole; JSON or CSV.",
-            "parameters": FILTERS + PAGING,
+            "parameters": [*FILTERS, *PAGING, IF_NONE_MATCH],
             "responses": {
+                "304": NOT_MODIFIED,
                 "200": {
                     "description": "The users in user_id order.",
-                    "headers": NEXT_LINK,
+                    "headers": {**NEXT_LINK, **CACHE_HEADERS},
                     "content": {
                         "application/json": {"schema": {"type": "array", "items": _ref("User")}},
                         "text/csv": {
@@ -337,9 +367,10 @@ PATHS: dict[str, Any] = {
     "/data/{user_id}": {
         "get": {
             "summary": "One user.",
-            "parameters": [USER_ID],
+            "parameters": [USER_ID, IF_NONE_MATCH],
             "responses": {
-                "200": _json(_ref("User"), "The user."),
+                "200": _tagged(_json(_ref("User"), "The user.")),
+                "304": NOT_MODIFIED,
                 "400": NO_PARAMETERS,
                 "404": _error("No such user."),
                 "503": UNAVAILABLE,
@@ -364,9 +395,10 @@ PATHS: dict[str, Any] = {
     "/stats": {
         "get": {
             "summary": "Count, average age and image split of the users the filters select.",
-            "parameters": FILTERS,
+            "parameters": [*FILTERS, IF_NONE_MATCH],
             "responses": {
-                "200": _json(_ref("Stats"), "The figures, and the filters applied."),
+                "200": _tagged(_json(_ref("Stats"), "The figures, and the filters applied.")),
+                "304": NOT_MODIFIED,
                 "400": BAD_PARAMETER,
                 "503": UNAVAILABLE,
             },
@@ -375,9 +407,10 @@ PATHS: dict[str, Any] = {
     "/stats/ages": {
         "get": {
             "summary": "Users per completed year of age, and how many of them have an image.",
-            "parameters": FILTERS,
+            "parameters": [*FILTERS, IF_NONE_MATCH],
             "responses": {
-                "200": _json(_ref("AgeHistogram"), "The ages, and the filters applied."),
+                "200": _tagged(_json(_ref("AgeHistogram"), "The ages, and the filters applied.")),
+                "304": NOT_MODIFIED,
                 "400": BAD_PARAMETER,
                 "503": UNAVAILABLE,
             },
@@ -420,10 +453,12 @@ PATHS: dict[str, Any] = {
                     "in": "path",
                     "required": True,
                     "schema": {"type": "integer", "minimum": 1, "maximum": MAX_RUN_ID},
-                }
+                },
+                IF_NONE_MATCH,
             ],
             "responses": {
-                "200": _json(_ref("Run"), "The run."),
+                "200": _tagged(_json(_ref("Run"), "The run.")),
+                "304": NOT_MODIFIED,
                 "400": NO_PARAMETERS,
                 "404": _error("No such run."),
                 "503": UNAVAILABLE,
