@@ -39,7 +39,6 @@ class AgeCount:
 class AgeTable:
     """Every user counted by completed year of age on one day, youngest first."""
 
-    today: date
     ages: tuple[AgeCount, ...]
 
     def select(
@@ -88,7 +87,7 @@ def fold_by_age(days: list[BirthDayCount], today: date) -> AgeTable | None:
         entry[0] += count
         entry[1] += with_image
     ages = tuple(AgeCount(age, *totals[age]) for age in sorted(totals))
-    return AgeTable(today=today, ages=ages)
+    return AgeTable(ages=ages)
 
 
 class UserAggregate:
