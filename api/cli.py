@@ -12,6 +12,7 @@ import waitress
 from api.app import create_app
 from shared.config import Settings, store_label
 from shared.db import database
+from shared.logs import configure_logging
 from shared.models import StoreUnavailable, User, create_schema, open_store
 from shared.startup import log_connections
 
@@ -56,15 +57,13 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     A store whose server does not answer yet is no reason not to start: /ready answers
     503 until it does, and the schema is made current as soon as it answers.
     """
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging(settings.log_format)
     # waitress warns "Task queue depth is N" on every request that waits for a thread; under
     # load that is one line per request and says nothing the thread count does not.
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)
     log_connections(log, settings)
     try:
-        open_store(settings.database_url)
+        open_store(settings.database_url, settings.api_statement_timeout_seconds)
         warn_if_empty(settings)
     except StoreUnavailable as error:
         log.warning("%s; serving anyway, /ready answers 503 until the store answers", error)

@@ -68,7 +68,10 @@ NEXT_LINK = {
         "schema": {"type": "string"},
     }
 }
-UNAVAILABLE = _error("The store or object storage does not answer; retry later.")
+UNAVAILABLE = _error(
+    "The store, object storage or the broker does not answer, or too many requests already "
+    "wait on them; the description names which and what still works. Retry later."
+)
 BAD_PARAMETER = _error(
     "A parameter is invalid, or is not one this endpoint takes; `parameter` names it."
 )
@@ -279,7 +282,31 @@ SCHEMAS: dict[str, Any] = {
     "Status": {
         "type": "object",
         "required": ["status"],
-        "properties": {"status": {"type": "string"}, "reason": {"type": "string"}},
+        "properties": {"status": {"type": "string"}},
+    },
+    "Readiness": {
+        "type": "object",
+        "required": ["status", "checks"],
+        "properties": {
+            "status": {"type": "string", "enum": ["ready", "degraded", "unavailable"]},
+            "checks": {
+                "type": "object",
+                "required": ["store", "broker", "object_storage"],
+                "additionalProperties": _ref("Check"),
+            },
+        },
+    },
+    "Check": {
+        "type": "object",
+        "required": ["status", "ms"],
+        "properties": {
+            "status": {
+                "type": "string",
+                "enum": ["ok", "unreachable", "timeout", "missing", "failed", "unused"],
+            },
+            "detail": {"type": "string", "description": "Why, when not ok."},
+            "ms": {"type": "integer", "minimum": 0, "description": "Time the check took."},
+        },
     },
 }
 
@@ -476,11 +503,28 @@ PATHS: dict[str, Any] = {
     },
     "/ready": {
         "get": {
-            "summary": "The store answers queries.",
+            "summary": "Whether the store, the broker and object storage answer, each within 1 s.",
             "responses": {
-                "200": _json(_ref("Status"), "Ready."),
+                "200": _json(
+                    _ref("Readiness"),
+                    "The store answers, so reads work: `ready` when everything does, "
+                    "`degraded` when the broker or object storage does not (images, uploads "
+                    "or reprocessing then fail with a 503).",
+                ),
                 "400": NO_PARAMETERS,
-                "503": _json(_ref("Status"), "Not ready; `reason` says why."),
+                "503": _json(_ref("Readiness"), "The store does not answer: `unavailable`."),
+            },
+        }
+    },
+    "/metrics": {
+        "get": {
+            "summary": "Prometheus metrics: requests, durations, requests in flight, users.",
+            "responses": {
+                "200": {
+                    "description": "The Prometheus text format (OpenMetrics when asked for).",
+                    "content": {"text/plain": {"schema": {"type": "string"}}},
+                },
+                "400": NO_PARAMETERS,
             },
         }
     },

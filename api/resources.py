@@ -22,11 +22,12 @@ import falcon
 import peewee
 
 from api import caching, params
+from api.dependencies import Bulkhead, DependencyUnavailable, GuardedImages, GuardedSources
 from shared.ages import age_between, iso_from_ymd, ymd
 from shared.aggregate import UserAggregate
 from shared.config import Settings, image_key
 from shared.db import data_version, database
-from shared.messages import PublishError, read_json
+from shared.messages import read_json
 from shared.models import Run, queue_run, utcnow
 from shared.pipeline import OUTPUT_HEADER
 from shared.queries import (
@@ -41,7 +42,7 @@ from shared.queries import (
     user_stats,
     users_page,
 )
-from shared.storage import ProcessedStore, SourceBucket, needs_minio
+from shared.storage import needs_minio
 
 JSON_TYPE = "application/json; charset=utf-8"
 CSV_TYPE = "text/csv; charset=utf-8"
@@ -61,9 +62,10 @@ class Services:
 
     settings: Settings
     today: Callable[[], date]
-    sources: SourceBucket | None  # None without MinIO: uploads and reprocessing need it
-    images: ProcessedStore
+    sources: GuardedSources | None  # None without MinIO: uploads and reprocessing need it
+    images: GuardedImages
     publish: Callable[[Settings, int, str], None]
+    bulkhead: Bulkhead
     # The per-load stats, shared by this process's threads.
     aggregate: UserAggregate = field(default_factory=UserAggregate)
 
@@ -214,10 +216,13 @@ class DataResource:
                 title="Needs MinIO",
                 description=needs_minio(self.services.settings, "POST /data"),
             )
-        if req.content_type and req.content_type.split(";")[0].strip().lower() == "application/zip":
-            self._store_upload(req, resp)
-        else:
-            self._queue_reprocess(req, resp)
+        with self.services.bulkhead.slot():
+            if req.content_type and req.content_type.split(";")[0].strip().lower() == (
+                "application/zip"
+            ):
+                self._store_upload(req, resp)
+            else:
+                self._queue_reprocess(req, resp)
 
     def _store_upload(self, req: falcon.Request, resp: falcon.Response) -> None:
         """Put the body into the source bucket; MinIO's notification then starts the run."""
@@ -263,11 +268,9 @@ class DataResource:
         run = queue_run(target.label, "reprocess")
         try:
             self.services.publish(self.services.settings, run.id, target.key)
-        except PublishError as error:
-            fail_queued_run(run, str(error))
-            raise falcon.HTTPServiceUnavailable(
-                title="Broker unavailable", description=str(error)
-            ) from error
+        except DependencyUnavailable as error:
+            fail_queued_run(run, error.description)
+            raise
         resp.status = falcon.HTTP_202
         resp.location = f"/runs/{run.id}"
         resp.media = {"run_id": run.id, "status": run.status, "source": run.source}
@@ -367,7 +370,10 @@ class UserImageResource:
     def on_get(self, req: falcon.Request, resp: falcon.Response, user_id: str) -> None:
         params.accept_only(req, ())
         row = _user_or_404(user_id)
-        data = self.services.images.get(image_key(user_id)) if row[-1] else None
+        data = None
+        if row[-1]:
+            with self.services.bulkhead.slot():
+                data = self.services.images.get(image_key(user_id))
         if data is None:
             raise falcon.HTTPNotFound(description=f"user {user_id!r} has no image")
         resp.content_type = "image/png"
@@ -461,30 +467,6 @@ class HealthResource:
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         params.accept_only(req, ())
         resp.media = {"status": "ok"}
-
-
-class ReadyResource:
-    """/ready: the store answers a query, so the data endpoints can work."""
-
-    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        params.accept_only(req, ())
-        reason = store_problem()
-        if reason is not None:
-            resp.status = falcon.HTTP_503
-            resp.media = {"status": "unavailable", "reason": reason}
-            return
-        resp.media = {"status": "ready"}
-
-
-def store_problem() -> str | None:
-    """Why the store cannot serve right now, or None when it answers."""
-    try:
-        database.execute_sql("SELECT 1")
-        Run.select(Run.id).limit(1).execute()
-    except peewee.PeeweeException as error:
-        close_broken_connection()
-        return "the store does not answer: " + " ".join(str(error).split())
-    return None
 
 
 def close_broken_connection() -> None:

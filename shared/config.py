@@ -14,6 +14,7 @@ MODES = ("snapshot", "merge")
 # auto: MinIO when its access key is configured, else the local directory.
 STORAGES = ("auto", "local", "minio")
 DATABASE_SCHEMES = ("sqlite", "postgresql", "postgres")
+LOG_FORMATS = ("text", "json")
 
 
 class ConfigError(ValueError):
@@ -64,6 +65,11 @@ class Settings:
     api_token: str = ""
     api_threads: int = 8
     api_max_upload_bytes: int = 512 * 1024**2
+    # On PostgreSQL, how long one API query may run before the server cancels it; 0: no limit.
+    api_statement_timeout_seconds: int = 10
+
+    log_format: str = "text"
+    worker_metrics_port: int = 9101
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -93,6 +99,16 @@ class Settings:
         _check_database_url(settings.database_url)
         _check_amqp_url(settings.amqp_url)
         _check_s3_endpoint(settings.s3_endpoint)
+        if settings.log_format not in LOG_FORMATS:
+            raise ConfigError(
+                f"ZIPFLOW_LOG_FORMAT must be one of {', '.join(LOG_FORMATS)}, "
+                f"not {settings.log_format!r}"
+            )
+        if settings.worker_metrics_port > 65535:
+            raise ConfigError(
+                "ZIPFLOW_WORKER_METRICS_PORT must be a port number (0 turns the endpoint off), "
+                f"not {settings.worker_metrics_port}"
+            )
         return settings
 
     @property

@@ -98,8 +98,13 @@ _held = threading.local()
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
 
-def open_database(url: str) -> peewee.Database:
-    """Connect to the database named by `url` and bind the models to it."""
+def open_database(url: str, statement_timeout_seconds: int = 0) -> peewee.Database:
+    """Connect to the database named by `url` and bind the models to it.
+
+    On PostgreSQL, a `statement_timeout_seconds` above 0 makes the server cancel any
+    statement of these connections that runs longer (the API sets it, so one slow query
+    cannot hold a request thread for ever; a load may take longer and does not).
+    """
     if url.startswith(POSTGRES_SCHEMES):
         url = "postgresext://" + url.split("://", 1)[1]
     if url.startswith("sqlite:///"):
@@ -110,6 +115,11 @@ def open_database(url: str) -> peewee.Database:
         db.register_function(_lower, SQLITE_LOWER, 1, deterministic=True)
     else:
         db = connect(url)
+    if statement_timeout_seconds and isinstance(db, peewee.PostgresqlDatabase):
+        # Added to the options the URL may already carry (a search_path, say).
+        options = db.connect_params.get("options", "")
+        timeout = f"-c statement_timeout={statement_timeout_seconds * 1000}"
+        db.connect_params["options"] = f"{options} {timeout}".strip()
     database.initialize(db)
     return db
 

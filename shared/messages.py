@@ -15,6 +15,7 @@ from typing import Any
 
 import pika
 import pika.exceptions
+from pika.adapters.utils.connection_workflow import AMQPConnectorException
 
 from shared.config import Settings
 
@@ -68,24 +69,38 @@ class Reprocess:
         return cls(run_id=run_id, key=key)
 
 
+# A broker that does not complete the handshake within this is as good as down to a caller
+# someone is waiting on (POST /data, `zipflow reprocess`, the API's readiness check).
+QUICK_BROKER_SECONDS = 1.0
+
+
+def broker_parameters(url: str, name: str) -> pika.URLParameters:
+    """Connection parameters for one short exchange with RabbitMQ that gives up quickly."""
+    parameters = pika.URLParameters(url)
+    parameters.connection_attempts = 1
+    parameters.socket_timeout = QUICK_BROKER_SECONDS
+    parameters.stack_timeout = 2 * QUICK_BROKER_SECONDS
+    parameters.blocked_connection_timeout = 2 * QUICK_BROKER_SECONDS
+    parameters.client_properties = {"connection_name": name}
+    return parameters
+
+
 def publish_reprocess(settings: Settings, run_id: int, key: str) -> None:
     """Put a reprocess command for `key` on the worker's queue and wait for the broker's confirm.
 
     The publish is mandatory and confirmed, so a missing queue or a broker that refuses the
     message raises `PublishError` here instead of losing the command silently.
     """
-    parameters = pika.URLParameters(settings.amqp_url)
-    parameters.connection_attempts = 1
-    parameters.socket_timeout = 5
-    parameters.blocked_connection_timeout = 10
-    parameters.client_properties = {"connection_name": "zipflow-reprocess"}
+    parameters = broker_parameters(settings.amqp_url, "zipflow-reprocess")
     message = Reprocess(run_id=run_id, key=key)
     try:
         connection = pika.BlockingConnection(parameters)
-    except pika.exceptions.AMQPError as error:
+    # Besides AMQPError: OSError for a host name that does not resolve, AMQPConnectorException
+    # for a broker that accepts the connection and never completes the handshake.
+    except (pika.exceptions.AMQPError, AMQPConnectorException, OSError) as error:
+        # The client's own words stay in the cause, for the log.
         raise PublishError(
-            f"cannot reach RabbitMQ at {parameters.host}:{parameters.port} "
-            f"(ZIPFLOW_AMQP_URL): {error!r}"
+            f"cannot reach RabbitMQ at {parameters.host}:{parameters.port} (ZIPFLOW_AMQP_URL)"
         ) from error
     try:
         channel = connection.channel()
@@ -106,7 +121,10 @@ def publish_reprocess(settings: Settings, run_id: int, key: str) -> None:
             f"queue {settings.queue!r} does not exist: run `zipflow setup` or start the worker"
         ) from None
     except pika.exceptions.AMQPError as error:
-        raise PublishError(f"RabbitMQ did not take the reprocess command: {error!r}") from error
+        raise PublishError(
+            f"RabbitMQ at {parameters.host}:{parameters.port} did not take the reprocess "
+            f"command ({type(error).__name__})"
+        ) from error
     finally:
         if connection.is_open:
             connection.close()

@@ -169,8 +169,9 @@ class StoreUnavailable(StoreError):
     """The store's server does not answer, or refuses the connection: it may come back."""
 
 
-def open_store(url: str) -> peewee.Database:
-    """Bind the models to the store at `url` and make its schema current.
+def open_store(url: str, statement_timeout_seconds: int = 0) -> peewee.Database:
+    """Bind the models to the store at `url` and make its schema current (for the
+    statement timeout, see `shared.db.open_database`).
 
     Every way this fails for a reason outside zipflow (no such database, a server that
     does not answer, a file that cannot be created, a missing driver) becomes a StoreError
@@ -178,7 +179,7 @@ def open_store(url: str) -> peewee.Database:
     """
     where = f"the store {masked(url)} (ZIPFLOW_DATABASE_URL)"
     try:
-        db = open_database(url)
+        db = open_database(url, statement_timeout_seconds)
         create_schema()
     except peewee.ImproperlyConfigured:
         raise StoreError(

@@ -230,3 +230,13 @@ def fail_queued_run(run: Run, error: str) -> None:
     run.error = error
     run.finished_at = utcnow()
     run.save()
+
+
+def user_count() -> int:
+    """How many users the store holds."""
+    return User.select().count()
+
+
+def newest_load_id() -> int | None:
+    """The id of the newest run that changed the store: the users change only with it."""
+    return Run.select(peewee.fn.MAX(Run.id)).where(Run.status == "succeeded").scalar()

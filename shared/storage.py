@@ -14,6 +14,7 @@ from io import BytesIO
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
+import urllib3
 from minio import Minio
 from minio.deleteobjects import DeleteObject
 from minio.error import S3Error, ServerError
@@ -112,13 +113,46 @@ def require_minio(settings: Settings, feature: str) -> None:
         raise NeedsMinio(needs_minio(settings, feature))
 
 
-def minio_client(settings: Settings) -> Minio:
-    """The one MinIO client of a process, built from settings."""
+# For a caller that must answer quickly, such as the API: a MinIO that does not accept the
+# connection within CONNECT_SECONDS, or goes silent for READ_SECONDS, is an error at once,
+# after at most one immediate retry of a failed connection or a 502-504.
+QUICK_CONNECT_SECONDS = 0.5
+QUICK_READ_SECONDS = 3.0
+QUICK_RETRIES = 1
+
+
+def quick_http_client(read_seconds: float = QUICK_READ_SECONDS) -> urllib3.PoolManager:
+    """Connections for `minio_client` that give up in about a second, not after minutes.
+
+    The SDK's own default waits five minutes for a connection and retries five times with
+    backoff (six seconds against a closed port), right for a worker's download but not for
+    an HTTP request someone is waiting on. A read is never retried: it may have been a slow
+    upload's body, which cannot be sent again.
+    """
+    return urllib3.PoolManager(
+        timeout=urllib3.Timeout(connect=QUICK_CONNECT_SECONDS, read=read_seconds),
+        retries=urllib3.Retry(
+            total=QUICK_RETRIES,
+            connect=QUICK_RETRIES,
+            read=0,
+            status=QUICK_RETRIES,
+            status_forcelist=(502, 503, 504),
+            backoff_factor=0,
+            raise_on_status=False,
+        ),
+        maxsize=10,
+        cert_reqs="CERT_REQUIRED",
+    )
+
+
+def minio_client(settings: Settings, http_client: urllib3.PoolManager | None = None) -> Minio:
+    """The one MinIO client of a process, built from settings; the SDK's connections by default."""
     return Minio(
         settings.s3_endpoint,
         access_key=settings.s3_access_key or None,
         secret_key=settings.s3_secret_key or None,
         secure=settings.s3_secure,
+        http_client=http_client,
     )
 
 

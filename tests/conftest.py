@@ -3,6 +3,7 @@ ZIPFLOW_TEST_POSTGRES_URL is set), a real S3 endpoint (moto's server) and names 
 never collide between tests or runs."""
 
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
 from dataclasses import replace
@@ -106,3 +107,16 @@ def minio(settings: Settings) -> Minio:
     )
     ensure_buckets(client, settings)
     return client
+
+
+@pytest.fixture(scope="session")
+def promtool() -> str:
+    """Prometheus's own checker. scripts/test installs it (Debian's prometheus package) when
+    it runs as root; elsewhere its cases are skipped, except in CI, where they must run."""
+    path = shutil.which("promtool")
+    if path is None:
+        message = "promtool is missing: apt-get install prometheus (scripts/test does, as root)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    return path

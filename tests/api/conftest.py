@@ -17,6 +17,7 @@ from sample_people import API_TOKEN, SOURCE_KEY, TODAY, build_archive, load_arch
 
 from api.app import create_app
 from shared.config import Settings
+from shared.db import open_database
 from shared.models import Run
 
 
@@ -50,3 +51,9 @@ def client(make_client: ClientFactory, loaded: Run) -> falcon.testing.TestClient
 @pytest.fixture
 def token_settings(settings: Settings) -> Settings:
     return replace(settings, api_token=API_TOKEN)
+
+
+@pytest.fixture
+def dead_store() -> None:
+    """The models bound to a PostgreSQL port nobody listens on."""
+    open_database("postgresql://postgres@127.0.0.1:9/zipflow")

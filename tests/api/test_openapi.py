@@ -27,6 +27,7 @@ FUZZ_EXAMPLES = 20
 NOTHING_INVALID = {
     "GET /health",
     "GET /ready",
+    "GET /metrics",
     "GET /openapi.json",
     "GET /data/{user_id}",
     "GET /data/{user_id}/image",

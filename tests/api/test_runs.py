@@ -1,4 +1,4 @@
-"""/runs, /runs/{id}, /health and /ready."""
+"""/runs, /runs/{id} and /health; /ready has tests/api/test_ready.py."""
 
 import io
 import zipfile
@@ -11,7 +11,6 @@ from minio import Minio
 from sample_people import BAD_FILES, PEOPLE, SOURCE_KEY, load_archive
 
 from shared.config import Settings
-from shared.db import open_database
 from shared.demo import user_csv
 from shared.models import Run, queue_run
 
@@ -77,28 +76,8 @@ def test_unknown_run_is_404(client: TestClient) -> None:
         assert result.headers["content-type"] == "application/json; charset=utf-8"
 
 
-def test_health_and_ready(client: TestClient) -> None:
+def test_health(client: TestClient) -> None:
     assert client.simulate_get("/health").json == {"status": "ok"}
-    ready = client.simulate_get("/ready")
-    assert ready.status_code == 200
-    assert ready.json == {"status": "ready"}
-
-
-@pytest.fixture
-def dead_store() -> None:
-    """The models bound to a PostgreSQL port nobody listens on."""
-    open_database("postgresql://postgres@127.0.0.1:9/zipflow")
-
-
-def test_ready_is_503_with_the_reason_when_the_store_does_not_answer(
-    make_client: Callable[..., TestClient], dead_store: None
-) -> None:
-    result = make_client().simulate_get("/ready")
-    assert result.status_code == 503
-    assert result.json["status"] == "unavailable"
-    assert result.json["reason"].startswith("the store does not answer: ")
-    assert "port 9 failed" in result.json["reason"]
-    assert make_client().simulate_get("/health").status_code == 200
 
 
 @pytest.mark.parametrize(

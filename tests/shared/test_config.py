@@ -45,6 +45,8 @@ def test_variables_override_fields_and_archive_limits():
         ("ZIPFLOW_S3_SECURE", "maybe", "ZIPFLOW_S3_SECURE must be true or false"),
         ("ZIPFLOW_API_THREADS", "many", "ZIPFLOW_API_THREADS must be a whole number"),
         ("ZIPFLOW_MAX_MEMBERS", "-1", "ZIPFLOW_MAX_MEMBERS must not be negative"),
+        ("ZIPFLOW_LOG_FORMAT", "xml", "ZIPFLOW_LOG_FORMAT must be one of text, json"),
+        ("ZIPFLOW_WORKER_METRICS_PORT", "70000", "ZIPFLOW_WORKER_METRICS_PORT must be a port"),
     ],
 )
 def test_a_bad_value_names_the_variable(variable, value, message):
@@ -56,4 +58,22 @@ def test_sqlite_runs_in_wal_mode_with_a_busy_timeout(tmp_path):
     db = open_database(f"sqlite:///{tmp_path / 'nested' / 'z.db'}")
     assert db.execute_sql("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert db.execute_sql("PRAGMA busy_timeout").fetchone()[0] == 10_000
+    db.close()
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+def test_a_statement_timeout_keeps_the_options_of_the_url(database_url):
+    db = open_database(database_url, statement_timeout_seconds=3)
+    assert db.execute_sql("SHOW statement_timeout").fetchone()[0] == "3s"
+    # The test URL sets the schema through the same libpq options.
+    assert db.execute_sql("SHOW search_path").fetchone()[0].startswith("t_")
+    db.close()
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+def test_no_statement_timeout_unless_asked(database_url):
+    db = open_database(database_url)
+    assert db.execute_sql("SHOW statement_timeout").fetchone()[0] == "0"
     db.close()
