@@ -61,6 +61,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     # waitress warns "Task queue depth is N" on every request that waits for a thread; under
     # load that is one line per request and says nothing the thread count does not.
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)
+    # pika logs every step of a connection at INFO; /ready and POST /data open one each.
+    logging.getLogger("pika").setLevel(logging.WARNING)
     log_connections(log, settings)
     try:
         open_store(settings.database_url, settings.api_statement_timeout_seconds)
