@@ -69,6 +69,7 @@ class Settings:
     api_statement_timeout_seconds: int = 10
 
     log_format: str = "text"
+    worker_metrics_host: str = "127.0.0.1"
     worker_metrics_port: int = 9101
 
     @classmethod

@@ -43,7 +43,9 @@ def needs_minio(api: ApiProcess, index: int) -> tuple[int, bytes, float]:
     return api.request("POST", "/data", body=b"PK\x03\x04 not much of a zip", headers=ZIP)
 
 
-def all_at_once(count: int, request: Callable[[int], tuple]) -> list[tuple]:
+def all_at_once(
+    count: int, request: Callable[[int], tuple]
+) -> tuple[list[tuple], list[threading.Thread]]:
     results: list[tuple] = [None] * count
 
     def one(index: int) -> None:
@@ -53,6 +55,13 @@ def all_at_once(count: int, request: Callable[[int], tuple]) -> list[tuple]:
     for thread in threads:
         thread.start()
     return results, threads
+
+
+def warm_up(api: ApiProcess, threads: int = 8) -> None:
+    """/stats on every server thread at once, so each has opened its store connection."""
+    _, requests = all_at_once(threads, lambda i: api.request("GET", "/stats"))
+    for request in requests:
+        request.join()
 
 
 def stats_timings_while(threads: list[threading.Thread], api: ApiProcess) -> list[float]:
@@ -73,6 +82,7 @@ def test_object_storage_down_is_a_fast_clear_503_and_reads_stay_fast(
     port = closed_port()
     down = replace(loaded_settings, s3_endpoint=f"127.0.0.1:{port}")
     with api_process(down) as api:
+        warm_up(api)
         results, threads = all_at_once(20, lambda i: needs_minio(api, i))
         stats = stats_timings_while(threads, api)
     unreachable = {
@@ -100,6 +110,7 @@ def test_a_hung_object_storage_holds_only_its_share_of_the_threads(
     with silent_listener() as port:
         hung = replace(loaded_settings, s3_endpoint=f"127.0.0.1:{port}")
         with api_process(hung) as api:
+            warm_up(api)
             results, threads = all_at_once(
                 20, lambda i: api.request("GET", f"/data/{IMAGE_OWNERS[i % 5]}/image")
             )
