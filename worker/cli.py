@@ -16,12 +16,16 @@ from urllib3.exceptions import HTTPError
 
 from shared.cli import quiet_retries
 from shared.config import Settings
+from shared.logs import configure_logging
 from shared.messages import PublishError, publish_reprocess
 from shared.models import open_store, queue_run, utcnow
+from shared.queries import newest_success
 from shared.startup import log_connections
 from shared.storage import MinioStore, SourceBucket, ensure_buckets, minio_client, require_minio
+from worker import dead_letters
 from worker.consumer import Consumer, ProcessorDied
 from worker.handler import Handler
+from worker.metrics import MetricsUnavailable, WorkerMetrics, check_serving, serve
 from worker.topology import TopologyError, declare_topology
 
 log = logging.getLogger("zipflow.worker")
@@ -35,7 +39,8 @@ def add_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--check",
         action="store_true",
-        help="exit 0 if the queue exists and a worker consumes it, 1 if not (a health check)",
+        help="exit 0 if the queue exists and a worker consumes it (and the metrics endpoint, "
+        "if configured, answers), 1 if not: a health check",
     )
 
 
@@ -62,13 +67,15 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     reprocess.add_argument("--key", help="object name in the bucket (default: the newest zip)")
     reprocess.set_defaults(handler=run_reprocess)
 
+    dead_letters.add_commands(subparsers)
+
 
 def run_worker(args: argparse.Namespace, settings: Settings) -> int:
     """Consume until SIGTERM or Ctrl-C; a second signal abandons the message in hand."""
     if args.check:
         return check_consumed(settings)
     require_minio(settings, "zipflow worker")
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    configure_logging(settings.log_format, "%(asctime)s %(levelname)s %(message)s")
     # The worker logs one line per event outcome, carrying the pipeline's counts.
     logging.getLogger("pika").setLevel(logging.WARNING)
     log_connections(log, settings)
@@ -80,10 +87,18 @@ def run_worker(args: argparse.Namespace, settings: Settings) -> int:
         log.warning(
             "could not check the buckets at %s, carrying on: %r", settings.s3_endpoint, error
         )
+    metrics = WorkerMetrics(settings.reconcile_seconds)
+    metrics.loaded_before(newest_success())
+    try:
+        serve(metrics, settings)
+    except MetricsUnavailable as error:
+        print(f"zipflow worker: {error}", file=sys.stderr)
+        return 1
     handler = Handler(
         settings,
         SourceBucket(client, settings.source_bucket),
         MinioStore(client, settings.processed_bucket),
+        metrics,
     )
     consumer = Consumer(settings, handler)
 
@@ -132,6 +147,12 @@ def check_consumed(settings: Settings) -> int:
     if consumers == 0:
         print(f"zipflow worker --check: no worker consumes {settings.queue}", file=sys.stderr)
         return 1
+    if settings.worker_metrics_port:
+        try:
+            check_serving(settings)
+        except MetricsUnavailable as error:
+            print(f"zipflow worker --check: {error}", file=sys.stderr)
+            return 1
     print(f"{settings.queue}: {consumers} consumer(s), {declared.method.message_count} waiting")
     return 0
 

@@ -37,6 +37,7 @@ from pika.spec import Basic, BasicProperties
 from shared.config import Settings
 from shared.db import database
 from shared.messages import MessageError
+from worker.dead_letters import REPLAYED_HEADER, publish_dead_letter
 from worker.events import EventError
 from worker.handler import RECONCILE_TYPE, Handler, describe
 from worker.topology import declare_topology
@@ -83,6 +84,9 @@ class Delivery:
     kind: str | None
     redelivered: bool
     attempt: int
+    properties: BasicProperties
+    # In confirm mode: dead letters are published there before the original is acked.
+    dead_letters: BlockingChannel
 
 
 class Consumer:
@@ -144,7 +148,10 @@ class Consumer:
             channel = connection.channel()
             declare_topology(channel, self.settings)
             channel.basic_qos(prefetch_count=1)
-            tag = channel.basic_consume(self.settings.queue, self._receiver(connection))
+            dead_letters = connection.channel()
+            dead_letters.confirm_delivery()
+            receiver = self._receiver(connection, dead_letters)
+            tag = channel.basic_consume(self.settings.queue, receiver)
             self.consuming.set()
             self.failures = 0
             log.info("consuming %s (exchange %s)", self.settings.queue, self.settings.exchange)
@@ -173,16 +180,20 @@ class Consumer:
                 connection.process_data_events(time_limit=SERVICE_SECONDS)
         finally:
             self.consuming.clear()
+            self.handler.metrics.active.set(0)
             if connection.is_open:
                 connection.close()
 
     def _receiver(
-        self, connection: pika.BlockingConnection
+        self, connection: pika.BlockingConnection, dead_letters: BlockingChannel
     ) -> Callable[[BlockingChannel, Basic.Deliver, BasicProperties, bytes], None]:
         def receive(
             channel: BlockingChannel, method: Basic.Deliver, props: BasicProperties, body: bytes
         ) -> None:
-            count = (props.headers or {}).get("x-delivery-count", 0)
+            # Only the single active consumer is handed messages.
+            self.handler.metrics.active.set(1)
+            headers = props.headers or {}
+            count = headers.get("x-delivery-count", 0)
             self.tasks.put(
                 Delivery(
                     connection=connection,
@@ -190,8 +201,10 @@ class Consumer:
                     tag=method.delivery_tag,
                     body=body,
                     kind=props.type,
-                    redelivered=bool(method.redelivered or count),
+                    redelivered=bool(method.redelivered or count or headers.get(REPLAYED_HEADER)),
                     attempt=int(count) + 1,
+                    properties=props,
+                    dead_letters=dead_letters,
                 )
             )
 
@@ -229,21 +242,24 @@ class Consumer:
     def _deliver(self, delivery: Delivery) -> None:
         if delivery.attempt > self.max_deliveries:
             # The body is not read here: reading it may be what stopped the worker each time.
+            reason = (
+                f"delivered {delivery.attempt - 1} times without an outcome "
+                "(the worker stopped or lost its connection each time)"
+            )
             log.error(
-                "message of type %s, %d bytes -> dead-lettered: delivered %d times without an "
-                "outcome (the worker stopped or lost its connection each time)",
+                "message of type %s, %d bytes -> dead-lettered: %s",
                 delivery.kind or "event",
                 len(delivery.body),
-                delivery.attempt - 1,
+                reason,
             )
-            self._settle(delivery, "dead-letter")
+            self._dead_letter(delivery, reason)
             return
         what = describe(delivery.body, delivery.kind)
         try:
-            self.handler.handle(delivery.body, delivery.kind, delivery.redelivered)
+            outcome = self.handler.handle(delivery.body, delivery.kind, delivery.redelivered)
         except (EventError, MessageError) as error:
             log.error("%s -> dead-lettered: malformed: %s", what, error)
-            self._settle(delivery, "dead-letter")
+            self._dead_letter(delivery, f"malformed: {error}")
             return
         except Exception as error:
             if delivery.attempt >= self.max_deliveries:
@@ -253,7 +269,9 @@ class Consumer:
                     delivery.attempt,
                     error,
                 )
-                self._settle(delivery, "dead-letter")
+                self._dead_letter(
+                    delivery, f"failed on each of {delivery.attempt} deliveries: {error!r}"
+                )
                 return
             delay = self.retry.delay(delivery.attempt)
             log.warning(
@@ -265,21 +283,51 @@ class Consumer:
                 error,
             )
             self.stopping.wait(delay)
+            self._count(delivery, "failed")
             self._settle(delivery, "requeue")
             return
+        self._count(delivery, outcome)
         self._settle(delivery, "ack")
 
-    def _settle(self, delivery: Delivery, action: str) -> None:
-        """Ack, requeue or dead-letter on the connection thread, the only one that may."""
+    def _count(self, delivery: Delivery, outcome: str) -> None:
+        """Count the message's outcome; sweeps are the worker's own, not messages to count."""
+        if delivery.kind != RECONCILE_TYPE:
+            self.handler.metrics.event(outcome)
+
+    def _dead_letter(self, delivery: Delivery, reason: str) -> None:
+        self._count(delivery, "dead_lettered")
+        self._settle(delivery, "dead-letter", reason)
+
+    def _settle(self, delivery: Delivery, action: str, reason: str = "") -> None:
+        """Ack, requeue or dead-letter on the connection thread, the only one that may.
+
+        A dead letter is published with its reason, confirmed, and only then the original
+        acked; if that publish fails, RabbitMQ dead-letters it itself (without the reason).
+        """
 
         def settle() -> None:
             if not delivery.channel.is_open:
                 log.warning("channel closed before the %s; RabbitMQ redelivers", action)
                 return
-            if action == "ack":
+            if action == "dead-letter":
+                try:
+                    publish_dead_letter(
+                        delivery.dead_letters,
+                        self.settings,
+                        delivery.properties,
+                        delivery.body,
+                        reason,
+                        delivery.attempt,
+                    )
+                except pika.exceptions.AMQPError as error:
+                    log.warning("could not publish the dead letter (%r); rejecting it", error)
+                    delivery.channel.basic_nack(delivery.tag, requeue=False)
+                    return
+                delivery.channel.basic_ack(delivery.tag)
+            elif action == "ack":
                 delivery.channel.basic_ack(delivery.tag)
             else:
-                delivery.channel.basic_nack(delivery.tag, requeue=action == "requeue")
+                delivery.channel.basic_nack(delivery.tag, requeue=True)
 
         try:
             delivery.connection.add_callback_threadsafe(settle)

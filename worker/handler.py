@@ -26,6 +26,7 @@ from worker.decide import (
     version_skip_reason,
 )
 from worker.events import ObjectEvent, parse_event
+from worker.metrics import WorkerMetrics
 
 log = logging.getLogger("zipflow.worker")
 
@@ -65,31 +66,48 @@ def retries(run: Run, redelivered: bool) -> bool:
 class Handler:
     """Turns events, reprocess commands and sweeps into pipeline runs, one at a time."""
 
-    def __init__(self, settings: Settings, source: SourceBucket, store: ProcessedStore) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        source: SourceBucket,
+        store: ProcessedStore,
+        metrics: WorkerMetrics | None = None,
+    ) -> None:
         self.settings = settings
         self.source = source
         self.store = store
+        self.metrics = metrics or WorkerMetrics(settings.reconcile_seconds)
+        self.outcome = "skipped"
 
-    def handle(self, body: bytes, kind: str | None, redelivered: bool) -> None:
-        """Handle one message; `kind` is its AMQP type property, MinIO sets none."""
+    def handle(self, body: bytes, kind: str | None, redelivered: bool) -> str:
+        """Handle one message; `kind` is its AMQP type property, MinIO sets none.
+
+        Returns the outcome the metrics count: loaded, skipped, failed (a bad archive) or
+        ignored (an event that is none of zipflow's business).
+        """
+        self.outcome = "skipped"
         if kind == RECONCILE_TYPE:
             self.sweep()
-            return
+            return self.outcome
         if kind == REPROCESS_TYPE:
             self.reprocess(Reprocess.from_body(body), redelivered)
-            return
+            return self.outcome
         events = parse_event(body)
         if not events:
             log.info("event with no records -> skipped: nothing to do")
         for event in events:
             self.handle_event(event)
+        return self.outcome
 
     def handle_event(self, event: ObjectEvent) -> None:
         what = f"event {event.name} {event.label}"
         log.info("%s etag=%s -> received", what, event.etag)
         reason = event_skip_reason(event, self.settings.source_bucket)
         if reason is not None:
-            log.info("%s -> skipped: %s", what, reason)
+            log.info(
+                "%s -> skipped: %s", what, reason, extra={"key": event.key, "outcome": "ignored"}
+            )
+            self.outcome = "ignored"
             return
         # Decided and loaded under one hold of the load lock: a standby that took the queue
         # over decides only once the load it waits for has committed.
@@ -200,12 +218,17 @@ class Handler:
         newest = self.source.newest_zip()
         if newest is None:
             log.debug("reconcile: no zip in %s", self.settings.source_bucket)
+            self.metrics.lag(None)
             return
         version = version_of(newest.last_modified)
         reason = sweep_skip_reason(newest, version, self.settings.mode)
         if reason is not None:
             log.debug("reconcile: %s up to date: %s", newest.label, reason)
+            self.metrics.lag(None)
             return
+        # The lost-event detector: the newest zip is not loaded although its event should
+        # have loaded it; how long it waited stays visible until the next sweep.
+        self.metrics.lag(newest.last_modified)
         self.load(newest, f"reconcile {newest.label}", "reconcile", version=version)
 
     def load(
@@ -251,6 +274,15 @@ class Handler:
             )
             run = process(job, self.settings, self.store)
         seconds = time.perf_counter() - started
+        self.metrics.run(run, seconds)
+        self.outcome = "loaded" if run.status == "succeeded" else "failed"
+        extra = {
+            "key": obj.key,
+            "etag": obj.etag,
+            "run_id": run.id,
+            "outcome": self.outcome,
+            "duration": round(seconds, 3),
+        }
         if run.status == "succeeded":
             log.info(
                 "%s -> processed run %d: %d users (%d inserted, %d updated, %d deleted, "
@@ -265,6 +297,7 @@ class Handler:
                 run.rejected,
                 run.images_uploaded,
                 seconds,
+                extra=extra,
             )
             if run.warnings:
                 log.warning("%s -> run %d: %s", what, run.id, "; ".join(run.warnings))
@@ -272,7 +305,9 @@ class Handler:
             # process() returns a failed run only for a bad archive; other failures raise.
             run.note = BAD_ARCHIVE_NOTE
             run.save(only=[Run.note])
-            log.warning("%s -> failed run %d: bad archive: %s", what, run.id, run.error)
+            log.warning(
+                "%s -> failed run %d: bad archive: %s", what, run.id, run.error, extra=extra
+            )
         return run
 
     def refuse(
@@ -290,5 +325,13 @@ class Handler:
         )
         run.status, run.error = "failed", error
         run.save()
-        log.warning("%s -> failed run %d: bad archive: %s", what, run.id, error)
+        self.metrics.run(run, 0.0)
+        self.outcome = "failed"
+        log.warning(
+            "%s -> failed run %d: bad archive: %s",
+            what,
+            run.id,
+            error,
+            extra={"key": obj.key, "etag": obj.etag, "run_id": run.id, "outcome": "failed"},
+        )
         return run

@@ -34,8 +34,11 @@ def database_url(tmp_path: Path) -> str:
 
 @pytest.fixture
 def settings(settings: Settings) -> Settings:
-    """The shared per-test settings on the local broker, with the sweep off unless a test wants it."""
-    return replace(settings, amqp_url=AMQP_URL, reconcile_seconds=0, max_deliveries=3)
+    """The shared per-test settings on the local broker, with the sweep and the metrics
+    endpoint off unless a test wants them."""
+    return replace(
+        settings, amqp_url=AMQP_URL, reconcile_seconds=0, max_deliveries=3, worker_metrics_port=0
+    )
 
 
 @pytest.fixture
