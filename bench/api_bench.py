@@ -12,6 +12,10 @@ direct SQL (what /stats ran before the per-load aggregate), timed in this proces
 same store. Then the first /stats after the server starts (the aggregate's build), a
 revalidation answered 304, and the full `GET /data` stream: its time and the server's
 memory before and during it. Client and server share the machine's cores.
+
+It also measures what the Prometheus middleware adds to a request: `GET /health` called
+in-process (WSGI, no sockets) on an app with the middleware and on the same app without
+it, in alternating rounds; the difference is the middleware's cost per request.
 """
 
 import argparse
@@ -28,8 +32,12 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import falcon
+import falcon.testing
 from store_fill import fill_users  # bench/store_fill.py, beside this script
 
+from api.metrics import ApiMetrics, MetricsMiddleware
+from api.resources import HealthResource
 from shared.ages import utc_today
 from shared.config import Settings
 from shared.db import open_database
@@ -77,6 +85,36 @@ def load_store(users: int, database_url: str, scratch: Path, fill: str) -> None:
         assert run.status == "succeeded", run.error
         how = "loaded through the pipeline"
     print(f"store: {users} users {how} in {time.perf_counter() - started:.1f} s ({database_url})")
+
+
+def health_app(middleware: list[object]) -> falcon.App:
+    app = falcon.App(middleware=middleware)
+    app.add_route("/health", HealthResource())
+    return app
+
+
+def microseconds_per_request(app: falcon.App, requests: int) -> float:
+    environ = falcon.testing.create_environ(path="/health")
+
+    def start_response(status: str, headers: list, exc_info: object = None) -> None:
+        assert status.startswith("200"), status
+
+    started = time.perf_counter()
+    for _ in range(requests):
+        for _chunk in app(dict(environ), start_response):
+            pass
+    return (time.perf_counter() - started) / requests * 1e6
+
+
+def middleware_overhead(rounds: int = 15, requests: int = 2000) -> tuple[float, float]:
+    """Median microseconds per in-process request without, and with, the metrics middleware."""
+    bare = health_app([])
+    measured = health_app([MetricsMiddleware(ApiMetrics())])
+    without, with_metrics = [], []
+    for _ in range(rounds):  # alternating, so a busy moment on the machine hits both
+        without.append(microseconds_per_request(bare, requests))
+        with_metrics.append(microseconds_per_request(measured, requests))
+    return statistics.median(without), statistics.median(with_metrics)
 
 
 def free_port() -> int:
@@ -218,6 +256,11 @@ def main() -> None:
     print(
         f"machine: {os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}, "
         f"load average {os.getloadavg()[0]:.1f} at start"
+    )
+    without, with_metrics = middleware_overhead()
+    print(
+        f"metrics middleware: GET /health in-process {with_metrics:.1f} us with it, "
+        f"{without:.1f} us without: {(with_metrics - without) / 1000:.3f} ms per request"
     )
     with tempfile.TemporaryDirectory() as scratch:
         database_url = args.database_url or f"sqlite:///{scratch}/bench.db"

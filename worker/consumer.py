@@ -37,7 +37,7 @@ from pika.spec import Basic, BasicProperties
 from shared.config import Settings
 from shared.db import database
 from shared.messages import MessageError
-from worker.dead_letters import REPLAYED_HEADER, publish_dead_letter
+from worker.dead_letters import REPLAYED_HEADER, failure_reason, publish_dead_letter
 from worker.events import EventError
 from worker.handler import RECONCILE_TYPE, Handler, describe
 from worker.topology import declare_topology
@@ -270,7 +270,8 @@ class Consumer:
                     error,
                 )
                 self._dead_letter(
-                    delivery, f"failed on each of {delivery.attempt} deliveries: {error!r}"
+                    delivery,
+                    f"failed on each of {delivery.attempt} deliveries: {failure_reason(error)}",
                 )
                 return
             delay = self.retry.delay(delivery.attempt)

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import pika
 import pika.exceptions
+from minio.error import S3Error
 from pika.adapters.blocking_connection import BlockingChannel
 from pika.spec import BasicProperties
 
@@ -79,6 +80,14 @@ def publish_dead_letter(
         _copy(properties, headers),
         mandatory=True,
     )
+
+
+def failure_reason(error: BaseException) -> str:
+    """An error in words for the header: S3's code and message rather than the SDK's repr."""
+    if isinstance(error, S3Error):
+        where = f" (bucket {error.bucket_name})" if error.bucket_name else ""
+        return f"S3 {error.code}: {error.message}{where}"
+    return f"{type(error).__name__}: {error}"
 
 
 @dataclass(frozen=True)

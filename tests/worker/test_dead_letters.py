@@ -31,7 +31,7 @@ def test_a_dead_letter_carries_its_reason_and_replay_loads_it_once_fixed(
     assert letter.key == "drops/a.zip"
     assert letter.deliveries == 1
     assert letter.reason.startswith("failed on each of 1 deliveries: ")
-    assert "NoSuchBucket" in letter.reason
+    assert "S3 NoSuchBucket: " in letter.reason
     assert letter.when.endswith("Z")
     assert dead_letters_waiting(broker, settings) == 1, "listing leaves them where they are"
     assert zipflow(settings, "dead-letters") == 0
