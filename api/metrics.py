@@ -26,7 +26,8 @@ from prometheus_client.registry import Collector
 
 from api import params
 from api.resources import close_broken_connection
-from shared.queries import newest_load_id, user_count
+from shared.db import data_version
+from shared.queries import user_count
 
 # Requests take a millisecond or two; a full listing of a million users, seconds.
 DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
@@ -116,13 +117,13 @@ class StoreCollector(Collector):
     """`zipflow_users` and `zipflow_store_up`, read when Prometheus scrapes.
 
     Counting a million users costs the store tens of milliseconds, and they only change
-    when a load succeeds: the count is taken again only when the newest successful run
-    changed since the last scrape, which one indexed lookup tells.
+    with a load: the count is taken again only when the data version (one row) changed
+    since the last scrape.
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._counted: tuple[int | None, int] | None = None
+        self._counted: tuple[str, int] | None = None
 
     def collect(self) -> Iterator[Metric]:
         try:
@@ -139,7 +140,7 @@ class StoreCollector(Collector):
             yield GaugeMetricFamily("zipflow_users", "Users in the store.", value=users)
 
     def _users(self) -> int:
-        version = newest_load_id()
+        version = data_version()
         with self._lock:
             if self._counted is not None and self._counted[0] == version:
                 return self._counted[1]

@@ -237,11 +237,6 @@ def user_count() -> int:
     return User.select().count()
 
 
-def newest_load_id() -> int | None:
-    """The id of the newest run that changed the store: the users change only with it."""
-    return Run.select(peewee.fn.MAX(Run.id)).where(Run.status == "succeeded").scalar()
-
-
 def newest_success() -> Run | None:
     """The run that succeeded last, whatever version of which zip it loaded."""
     return Run.select().where(Run.status == "succeeded").order_by(Run.id.desc()).first()
