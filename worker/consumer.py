@@ -269,10 +269,12 @@ class Consumer:
                     delivery.attempt,
                     error,
                 )
-                self._dead_letter(
-                    delivery,
-                    f"failed on each of {delivery.attempt} deliveries: {failure_reason(error)}",
+                tries = (
+                    f"each of {delivery.attempt} deliveries"
+                    if delivery.attempt > 1
+                    else "its one delivery"
                 )
+                self._dead_letter(delivery, f"failed on {tries}: {failure_reason(error)}")
                 return
             delay = self.retry.delay(delivery.attempt)
             log.warning(

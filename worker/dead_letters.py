@@ -227,6 +227,7 @@ def run_dead_letters(args: argparse.Namespace, settings: Settings) -> int:
         )
         return 1
     for letter in letters:
-        print(f"{letter.key}\t{letter.when}\t{letter.deliveries} deliveries\t{letter.reason}")
+        deliveries = f"{letter.deliveries} deliver{'y' if letter.deliveries == 1 else 'ies'}"
+        print(f"{letter.key}\t{letter.when}\t{deliveries}\t{letter.reason}")
     print(f"{len(letters)} dead letter(s) in {settings.dead_letter}")
     return 0

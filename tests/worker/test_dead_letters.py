@@ -30,7 +30,7 @@ def test_a_dead_letter_carries_its_reason_and_replay_loads_it_once_fixed(
     [letter] = list_dead_letters(settings)
     assert letter.key == "drops/a.zip"
     assert letter.deliveries == 1
-    assert letter.reason.startswith("failed on each of 1 deliveries: ")
+    assert letter.reason.startswith("failed on its one delivery: ")
     assert "S3 NoSuchBucket: " in letter.reason
     assert letter.when.endswith("Z")
     assert dead_letters_waiting(broker, settings) == 1, "listing leaves them where they are"
