@@ -154,6 +154,7 @@ def start_worker(settings: Settings, log: Path) -> subprocess.Popen:
             "ZIPFLOW_QUEUE": settings.queue,
             "ZIPFLOW_DEAD_LETTER": settings.dead_letter,
             "ZIPFLOW_RECONCILE_SECONDS": "0",
+            "ZIPFLOW_WORKER_METRICS_PORT": "0",
         }
     )
     process = subprocess.Popen(

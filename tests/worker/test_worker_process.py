@@ -40,6 +40,8 @@ def worker_env(settings: Settings, s3_endpoint: str) -> dict[str, str]:
         "DEAD_LETTER": settings.dead_letter,
         "MAX_DELIVERIES": str(settings.max_deliveries),
         "RECONCILE_SECONDS": "0",
+        # 0 (the worker tests' setting): no two workers compete for the default port.
+        "WORKER_METRICS_PORT": str(settings.worker_metrics_port),
     }
     env = {k: v for k, v in os.environ.items() if not k.startswith("ZIPFLOW_")}
     env.update({f"ZIPFLOW_{name}": value for name, value in values.items()})
