@@ -130,3 +130,24 @@ def test_hung_dependencies_are_asked_in_parallel_and_given_one_second(
         }
     # One second for both, not one after the other.
     assert seconds < 1.5
+
+
+def test_without_minio_the_broker_is_unused_and_the_image_folder_is_checked(
+    make_client: ClientFactory, settings: Settings, store_db, tmp_path: Path
+) -> None:
+    local = replace(settings, storage="local")
+    status, body, _ = ready(make_client, local)
+    assert (status, body["status"]) == (200, "ready")
+    assert body["checks"]["broker"] == {
+        "status": "unused",
+        "detail": "not used without MinIO",
+        "ms": 0,
+    }
+    assert body["checks"]["object_storage"]["status"] == "ok"
+
+    not_a_folder = tmp_path / "a-file"
+    not_a_folder.write_text("")
+    status, body, _ = ready(make_client, replace(local, data_dir=not_a_folder))
+    assert (status, body["status"]) == (200, "degraded")
+    assert body["checks"]["object_storage"]["status"] == "failed"
+    assert "is not a directory (ZIPFLOW_DATA_DIR)" in body["checks"]["object_storage"]["detail"]
