@@ -68,7 +68,8 @@ def test_head_answers_wherever_get_does_with_its_headers_and_no_body(local_clien
     head = local_client.simulate_head(path)
     assert (head.status_code, head.content) == (got.status_code, b"")
     assert head.headers["content-type"] == got.headers["content-type"]
-    if "content-length" in got.headers:
+    # /ready's body carries how long each check took, so its length may differ by a digit.
+    if "content-length" in got.headers and path != "/ready":
         assert head.headers["content-length"] == got.headers["content-length"]
 
 

@@ -2,6 +2,7 @@
 and its endpoint serves what Prometheus's own promtool accepts."""
 
 import http.client
+import random
 import socket
 import subprocess
 import time
@@ -11,6 +12,7 @@ import pytest
 from worker_support import minio_event, publish_event, wait_for, write_zip
 
 from shared.config import Settings
+from shared.demo import demo_png
 from shared.models import Run
 from tests.worker.test_worker_consumer import BIRTH, finished_runs, upload
 from worker.cli import check_consumed
@@ -40,7 +42,7 @@ def test_counters_for_a_load_a_duplicate_a_bad_archive_and_a_dead_letter(
     archive = write_zip(
         tmp_path / "a.zip",
         {"1": ("Ann", "Lee", BIRTH), "2": ("Bo", "Ek", BIRTH)},
-        images={"1": b"\x89PNG\r\n\x1a\n" + b"\0" * 16},
+        images={"1": demo_png(random.Random(1))},
     )
     etag = upload(minio, settings, archive, "a.zip")
     event = minio_event(settings.source_bucket, "a.zip", etag)
