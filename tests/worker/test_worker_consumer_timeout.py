@@ -24,8 +24,8 @@ from worker.consumer import Consumer
 class ChannelRecorder(Consumer):
     """The real consumer, remembering the connection and channel of its last delivery."""
 
-    def _receiver(self, connection):
-        receive = super()._receiver(connection)
+    def _receiver(self, connection, *channels):
+        receive = super()._receiver(connection, *channels)
 
         def record(channel, method, props, body):
             self.last = (connection, channel)
