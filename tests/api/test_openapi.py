@@ -20,6 +20,8 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from api.openapi import DOCUMENT
 from shared.config import Settings
+from shared.models import Run
+from shared.pipeline import ABANDONED_NOTE
 
 # Enough to cross every parameter's edges; keeps the whole run to seconds.
 FUZZ_EXAMPLES = 20
@@ -106,6 +108,14 @@ def test_real_responses_match_their_schemas(client: TestClient) -> None:
         "/data",
         "post",
     )
+
+
+def test_an_abandoned_run_is_served_as_its_schema_says(client: TestClient) -> None:
+    # A worker that died mid-load leaves its run "abandoned" (worker.handler, shared.pipeline).
+    run = Run.create(source="source/a.zip", status="abandoned", note=ABANDONED_NOTE)
+    served = client.simulate_get(f"/runs/{run.id}")
+    conforms(served, "/runs/{run_id}")
+    assert (served.json["status"], served.json["note"]) == ("abandoned", ABANDONED_NOTE)
 
 
 def test_schemas_reject_what_they_should(client: TestClient) -> None:
