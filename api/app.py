@@ -14,6 +14,8 @@ import falcon
 import peewee
 
 from api import resources
+from api.access import OPEN_ROUTES, ReadTokenMiddleware, SecurityHeaders
+from api.console.pages import add_console
 from api.dependencies import (
     OBJECT_STORAGE_FAILURES,
     Bulkhead,
@@ -90,8 +92,10 @@ def create_app(
     )
     metrics = ApiMetrics()
 
+    read_token = ReadTokenMiddleware(settings.api_read_token, settings.api_token, OPEN_ROUTES)
+    middleware = [MetricsMiddleware(metrics), HeadAsGet(), SecurityHeaders(), read_token]
     app = falcon.App(
-        media_type=resources.JSON_TYPE, middleware=[MetricsMiddleware(metrics), HeadAsGet()]
+        media_type=resources.JSON_TYPE, middleware=middleware
     )
     # "min_age=" must reach the parser and be refused, not vanish as if absent.
     app.req_options.keep_blank_qs_values = True
@@ -128,6 +132,7 @@ def create_app(
     app.add_route("/ready", ReadyResource(checks))
     app.add_route("/metrics", MetricsResource(metrics))
     app.add_route("/openapi.json", resources.OpenApiResource(DOCUMENT))
+    read_token.open_routes |= add_console(app, settings, DOCUMENT)
     return app
 
 

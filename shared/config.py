@@ -63,6 +63,7 @@ class Settings:
     reconcile_seconds: int = 300
 
     api_token: str = ""
+    api_read_token: str = ""
     api_threads: int = 8
     api_max_upload_bytes: int = 512 * 1024**2
     # On PostgreSQL, how long one API query may run before the server cancels it; 0: no limit.
@@ -71,6 +72,10 @@ class Settings:
     log_format: str = "text"
     worker_metrics_host: str = "127.0.0.1"
     worker_metrics_port: int = 9101
+
+    # Where the console links to; empty means no link.
+    rabbitmq_management_url: str = ""
+    minio_console_url: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -110,6 +115,12 @@ class Settings:
                 "ZIPFLOW_WORKER_METRICS_PORT must be a port number (0 turns the endpoint off), "
                 f"not {settings.worker_metrics_port}"
             )
+        for name in ("rabbitmq_management_url", "minio_console_url"):
+            url = getattr(settings, name)
+            if url and not url.startswith(("http://", "https://")):
+                raise ConfigError(
+                    f"ZIPFLOW_{name.upper()} must be an http:// or https:// URL, not {url!r}"
+                )
         return settings
 
     @property

@@ -7,7 +7,7 @@ neither; otherwise from SQL, with the same numbers.
 """
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 
 import peewee
@@ -31,6 +31,8 @@ USER_COLUMNS = (
 UserRow = tuple[str, str, str, int, int, str | None]
 
 STREAM_BATCH = 2000
+# A listing sorts the users of an age range itself when there are at most this many.
+SORT_AT_MOST = 5000
 
 
 @dataclass(frozen=True)
@@ -44,42 +46,82 @@ class UserFilter:
     search: str | None = None
 
 
-def _filtered(query: peewee.ModelSelect, where: UserFilter, today: date) -> peewee.ModelSelect:
+def _filtered(
+    query: peewee.ModelSelect, where: UserFilter, today: date, in_id_order: bool = False
+) -> peewee.ModelSelect:
+    """`query` restricted to the users `where` selects.
+
+    `in_id_order` keeps the database off the birthts index (`birthts + 0` cannot use it),
+    so a listing walks the id index instead; see `_listing`.
+    """
     if where.has_image is True:
         query = query.where(User.img_path.is_null(False))
     elif where.has_image is False:
         query = query.where(User.img_path.is_null(True))
+    birthts = User.birthts + 0 if in_id_order else User.birthts
     low, high = birthts_bounds(today, where.min_age, where.max_age)
     if low is not None:
-        query = query.where(User.birthts >= low)
+        query = query.where(birthts >= low)
     if high is not None:
-        query = query.where(User.birthts < high)
+        query = query.where(birthts < high)
     if where.search is not None:
-        # peewee escapes % and _ in the text, so they match only themselves.
-        text = where.search.lower()
-        query = query.where(
-            _lower(User.user_id).startswith(text)
-            | _lower(User.first_name).contains(text)
-            | _lower(User.last_name).contains(text)
-        )
+        query = query.where(_matches(where.search))
     return query
 
 
-def _lower(column: peewee.Field) -> peewee.Function:
-    """The column with every letter in lower case (SQLite's own LOWER() folds only ASCII)."""
-    if isinstance(database.obj, peewee.SqliteDatabase):
-        return getattr(peewee.fn, SQLITE_LOWER)(column)
-    return peewee.fn.LOWER(column)
+def _matches(text: str) -> peewee.Expression:
+    """An id starting with `text`, or a name containing it, ignoring case.
+
+    ILIKE on PostgreSQL, LIKE on SQLite; peewee escapes % and _, so they match themselves.
+    SQLite's LIKE folds only ASCII letters, which is all an ASCII text needs; other text is
+    compared with both sides folded by Python's str.lower, a function registered on each
+    SQLite connection (slower: one call per row and column).
+    """
+    columns: tuple[peewee.Node, ...] = (User.user_id, User.first_name, User.last_name)
+    if isinstance(database.obj, peewee.SqliteDatabase) and not text.isascii():
+        text = text.lower()
+        columns = tuple(getattr(peewee.fn, SQLITE_LOWER)(column) for column in columns)
+    user_id, first_name, last_name = columns
+    return user_id.startswith(text) | first_name.contains(text) | last_name.contains(text)
+
+
+def _listing(where: UserFilter, today: date, after: str | None) -> peewee.ModelSelect:
+    """The matching users after the id `after`, in id order.
+
+    There are two ways to read them, each fast where the other is slow. Walking the id
+    index and skipping users that do not match finishes a page after its matches: quick
+    when many users match (0.2 ms for a page of ages 20 to 40 out of 100,000), slow when
+    few do (it walks every id: 30 ms or more). Reading the age range from the birthts index
+    and sorting it by id is quick when few match and slow when many do (60 ms for ages 20
+    to 40). PostgreSQL's planner weighs this from its statistics. SQLite's has none and
+    guesses, often wrongly: a bounded count of the age range, read from the covering index,
+    picks the way for it, and the query is written so that it can only take that one.
+    """
+    walk_ids = True
+    steered = isinstance(database.obj, peewee.SqliteDatabase) and (
+        where.min_age is not None or where.max_age is not None
+    )
+    if steered:
+        walk_ids = _many_in_age_range(where, today)
+    query = _filtered(User.select(*USER_COLUMNS), where, today, in_id_order=steered and walk_ids)
+    if after is not None:
+        query = query.where(User.sort_key > sort_key(after))
+    # An expression, which the id index cannot order: the age range is read and sorted.
+    order = User.sort_key if walk_ids else User.sort_key.concat("")
+    return query.order_by(order)
+
+
+def _many_in_age_range(where: UserFilter, today: date) -> bool:
+    """Whether more than SORT_AT_MOST users fall in the filter's ages (and image choice)."""
+    in_range = _filtered(User.select(peewee.SQL("1")), replace(where, search=None), today)
+    return in_range.limit(SORT_AT_MOST + 1).count() > SORT_AT_MOST
 
 
 def users_page(
     where: UserFilter, today: date, limit: int, after: str | None = None
 ) -> tuple[list[UserRow], bool]:
     """Up to `limit` users after the user id `after`, in id order, and whether more remain."""
-    query = _filtered(User.select(*USER_COLUMNS), where, today)
-    if after is not None:
-        query = query.where(User.sort_key > sort_key(after))
-    rows = list(query.order_by(User.sort_key).limit(limit + 1).tuples())
+    rows = list(_listing(where, today, after).limit(limit + 1).tuples())
     return rows[:limit], len(rows) > limit
 
 
@@ -89,10 +131,7 @@ def iter_users(where: UserFilter, today: date, after: str | None = None) -> Iter
     The query runs now, so a store failure surfaces before a response starts; it is one
     statement, so the listing is one consistent snapshot even while a load commits.
     """
-    query = _filtered(User.select(*USER_COLUMNS), where, today)
-    if after is not None:
-        query = query.where(User.sort_key > sort_key(after))
-    query = query.order_by(User.sort_key).tuples()
+    query = _listing(where, today, after).tuples()
     # The driver's own cursor, read raw: these columns need no conversion, and peewee's
     # per-value conversion would cost a third of the time of a large listing.
     if isinstance(database.obj, PostgresqlExtDatabase):

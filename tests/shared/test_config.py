@@ -47,6 +47,12 @@ def test_variables_override_fields_and_archive_limits():
         ("ZIPFLOW_MAX_MEMBERS", "-1", "ZIPFLOW_MAX_MEMBERS must not be negative"),
         ("ZIPFLOW_LOG_FORMAT", "xml", "ZIPFLOW_LOG_FORMAT must be one of text, json"),
         ("ZIPFLOW_WORKER_METRICS_PORT", "70000", "ZIPFLOW_WORKER_METRICS_PORT must be a port"),
+        (
+            "ZIPFLOW_MINIO_CONSOLE_URL",
+            "javascript:alert(1)",
+            "ZIPFLOW_MINIO_CONSOLE_URL must be an http:// or https:// URL",
+        ),
+        ("ZIPFLOW_RABBITMQ_MANAGEMENT_URL", "localhost:15672", "must be an http:// or https://"),
     ],
 )
 def test_a_bad_value_names_the_variable(variable, value, message):
