@@ -9,6 +9,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 from minio import Minio
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.wait import WebDriverWait
 
@@ -105,7 +106,13 @@ def load_archive(
 def wait(
     browser: WebDriver, condition: Callable[[WebDriver], object], seconds: float = WAIT_SECONDS
 ):
-    return WebDriverWait(browser, seconds, poll_frequency=0.05).until(condition)
+    """Poll `condition` until it is truthy; a table redrawn under it is read again."""
+    return WebDriverWait(
+        browser,
+        seconds,
+        poll_frequency=0.05,
+        ignored_exceptions=(NoSuchElementException, StaleElementReferenceException),
+    ).until(condition)
 
 
 def script_errors(browser: WebDriver) -> list[str]:
