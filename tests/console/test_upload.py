@@ -138,6 +138,21 @@ def test_without_the_token_the_upload_asks_for_it(
     assert "wrong" not in page.current_url
 
 
+def test_a_zip_over_the_limit_is_refused_with_the_limit(
+    page, console, worker_settings, minio, tmp_path
+) -> None:
+    server = console(replace(worker_settings, api_max_upload_bytes=1000))
+    page.get(server.url + "/ui/upload")
+    give_token(page, TOKEN)
+    wait(page, lambda p: p.find_element(By.ID, "token-reason").text)
+    pick_zip(page, tmp_path, build_archive(PEOPLE))
+    page.find_element(By.ID, "upload-button").click()
+    wait(page, lambda p: "too large" in message(p))
+    assert message(page).startswith("The zip is too large for the API: the zip is ")
+    assert message(page).endswith("the limit is 1000 (ZIPFLOW_API_MAX_UPLOAD_BYTES).")
+    assert list(minio.list_objects(worker_settings.source_bucket, recursive=True)) == []
+
+
 def test_an_upload_with_minio_down_says_so(page, console, worker_settings, tmp_path) -> None:
     down = replace(worker_settings, s3_endpoint="127.0.0.1:9")  # nothing listens on port 9
     server = console(down)
