@@ -8,6 +8,7 @@ from pathlib import Path
 from console_support import PEOPLE, build_archive, load_archive, many_people, script_errors, wait
 from selenium.webdriver.common.by import By
 
+from shared.archive import DIRECTORY_CHUNK
 from shared.models import Run
 
 
@@ -83,9 +84,10 @@ def test_a_filter_in_the_form_changes_the_numbers_and_the_url(
 def test_a_running_load_shows_moving_progress_then_its_outcome(
     page, console, settings, minio, tmp_path: Path
 ) -> None:
-    """30,000 members report progress at 10,000 and 20,000; each report waits a while."""
-    people = many_people(30_000)
-    data = build_archive(people)
+    """A load reports progress after each chunk of the zip's directory: with two chunks
+    and one member more, at one and two chunks read; each report waits a while."""
+    total = 2 * DIRECTORY_CHUNK + 1
+    data = build_archive(many_people(total))
     server = console()
     page.get(server.url + "/")
 
@@ -101,7 +103,7 @@ def test_a_running_load_shows_moving_progress_then_its_outcome(
     )
     loader.start()
     seen: set[tuple[int, int]] = set()
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 120
     while loader.is_alive() and time.monotonic() < deadline:
         for bar in page.find_elements(By.CSS_SELECTOR, "#runs progress"):
             try:
@@ -111,7 +113,7 @@ def test_a_running_load_shows_moving_progress_then_its_outcome(
         time.sleep(0.1)
     loader.join(timeout=60)
     assert finished and finished[0].status == "succeeded", finished
-    assert {(10_000, 30_000), (20_000, 30_000)} <= seen, seen
+    assert {(DIRECTORY_CHUNK, total), (2 * DIRECTORY_CHUNK, total)} <= seen, seen
     run_id = finished[0].id
     row = f'#runs tr[data-run-id="{run_id}"]'
     wait(
@@ -121,4 +123,4 @@ def test_a_running_load_shows_moving_progress_then_its_outcome(
     assert "succeeded" in page.find_element(By.CSS_SELECTOR, row).text
     assert not page.find_elements(By.CSS_SELECTOR, f"{row} progress")
     # The numbers follow the load that ended.
-    wait(page, lambda p: p.find_element(By.ID, "count").text == "30,000")
+    wait(page, lambda p: p.find_element(By.ID, "count").text == f"{total:,}")
