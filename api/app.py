@@ -94,9 +94,7 @@ def create_app(
 
     read_token = ReadTokenMiddleware(settings.api_read_token, settings.api_token, OPEN_ROUTES)
     middleware = [MetricsMiddleware(metrics), HeadAsGet(), SecurityHeaders(), read_token]
-    app = falcon.App(
-        media_type=resources.JSON_TYPE, middleware=middleware
-    )
+    app = falcon.App(media_type=resources.JSON_TYPE, middleware=middleware)
     # "min_age=" must reach the parser and be refused, not vanish as if absent.
     app.req_options.keep_blank_qs_values = True
     app.set_error_serializer(serialize_error)
