@@ -16,15 +16,17 @@ TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 def configure_logging(log_format: str, text_format: str = TEXT_FORMAT) -> None:
     """Send INFO and above to stderr in the configured format, unless logging is set up already."""
     handler = logging.StreamHandler()
-    if log_format == "json":
-        handler.setFormatter(
-            JsonFormatter(
-                "{levelname}{name}{message}",
-                style="{",
-                rename_fields={"levelname": "level", "name": "logger"},
-                timestamp="time",
-            )
-        )
-    else:
-        handler.setFormatter(logging.Formatter(text_format))
+    handler.setFormatter(
+        json_formatter() if log_format == "json" else logging.Formatter(text_format)
+    )
     logging.basicConfig(level=logging.INFO, handlers=[handler])
+
+
+def json_formatter() -> logging.Formatter:
+    """One JSON object per record: time, level, logger, message and the record's extras."""
+    return JsonFormatter(
+        "{levelname}{name}{message}",
+        style="{",
+        rename_fields={"levelname": "level", "name": "logger"},
+        timestamp="time",
+    )
