@@ -5,8 +5,10 @@ test open. The worker reaches S3 through a proxy that delays every request, so a
 a few hundred images surely lasts long enough for the test to act while it is in progress.
 """
 
+import http.client
 import os
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -225,3 +227,30 @@ def test_python_m_worker_takes_the_options_of_zipflow_worker(settings, s3_endpoi
     typo = python_m_worker("--chek")
     assert typo.returncode == 2
     assert "unrecognized arguments: --chek" in typo.stderr
+
+
+def test_a_running_worker_serves_metrics_promtool_accepts_and_its_check_sees_them(
+    settings, s3_endpoint, spawn, promtool: str
+):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    spawn(WORKER_METRICS_PORT=str(port))
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    connection.request("GET", "/metrics")
+    response = connection.getresponse()
+    body = response.read()
+    connection.close()
+    assert response.status == 200
+    assert b'zipflow_events_total{outcome="loaded"} 0.0' in body
+    assert b"zipflow_worker_active" in body and b"process_resident_memory_bytes" in body
+    checked = subprocess.run(
+        [promtool, "check", "metrics"], input=body, capture_output=True, timeout=30, check=False
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert checked.stdout + checked.stderr == b""
+    env = {**worker_env(settings, s3_endpoint), "ZIPFLOW_WORKER_METRICS_PORT": str(port)}
+    check = subprocess.run(
+        [sys.executable, "-m", "worker", "--check"], env=env, capture_output=True, timeout=60
+    )
+    assert check.returncode == 0, check.stderr
