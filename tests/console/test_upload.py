@@ -2,6 +2,7 @@
 worker's run for it appears and ends; the newest zip can be loaded again; and refusals
 (no token, MinIO down) read as sentences."""
 
+import base64
 import threading
 from collections.abc import Iterator
 from dataclasses import replace
@@ -98,6 +99,33 @@ def test_an_uploaded_zip_leads_to_a_run_with_its_rejections(
     assert sorted(row.text.split(" ")[0] for row in rows) == sorted(BAD_FILES)
     assert server.get_json("/stats", TOKEN)["count"] == len(PEOPLE)
     assert script_errors(page) == []
+
+
+DROP_FILE = """
+const [name, base64] = arguments;
+const bytes = Uint8Array.from(atob(base64), (c) => c.charCodeAt(0));
+const transfer = new DataTransfer();
+transfer.items.add(new File([bytes], name, { type: "application/zip" }));
+const zone = document.getElementById("drop-zone");
+for (const type of ["dragenter", "dragover", "drop"]) {
+  zone.dispatchEvent(new DragEvent(type, { dataTransfer: transfer, bubbles: true, cancelable: true }));
+}
+"""
+
+
+def test_a_zip_dropped_on_the_page_is_stored(page, console, worker_settings, minio) -> None:
+    server = console(worker_settings)
+    page.get(server.url + "/ui/upload")
+    give_token(page, TOKEN)
+    wait(page, lambda p: p.find_element(By.ID, "token-reason").text)
+    data = build_archive(PEOPLE)
+    page.execute_script(DROP_FILE, "dropped.zip", base64.b64encode(data).decode())
+    wait(page, lambda p: "Waiting for the worker" in message(p))
+    [stored] = minio.list_objects(worker_settings.source_bucket, prefix="uploads/", recursive=True)
+    assert stored.size == len(data)
+    assert message(page).startswith(
+        f"Stored as {worker_settings.source_bucket}/{stored.object_name}"
+    )
 
 
 def test_load_the_newest_zip_again(page, console, worker, worker_settings, minio, tmp_path) -> None:
