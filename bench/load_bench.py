@@ -6,8 +6,8 @@
 
 Builds the demo archive once (cached in the temp directory; csv only, `--plain` without
 the `__MACOSX/` partners), then runs each load in a process of its own, so the peak
-resident memory it reports (ru_maxrss: the process's own pages, the archive's mapped
-pages included) belongs to that load alone. An archive over the default member limit
+resident memory it reports (VmHWM: the process's own pages, the archive's mapped pages
+included) belongs to that load alone. An archive over the default member limit
 (3,000,000) needs the limit raised by configuration, as above; the settings come from
 the environment like any zipflow process's. Images are left out: they are bound by the
 object store, not by the load.
@@ -15,7 +15,6 @@ object store, not by the load.
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import tempfile
@@ -41,8 +40,17 @@ def load_once(archive: Path, database_url: str, data_dir: Path) -> dict[str, obj
     started = time.perf_counter()
     run = process(Job(archive, str(archive)), settings, store)
     seconds = time.perf_counter() - started
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak_mb = peak_resident_kb() / 1024
     return {"seconds": seconds, "peak_mb": peak_mb, "status": run.status, **run.counts()}
+
+
+def peak_resident_kb() -> int:
+    """This process's peak resident memory (VmHWM). Not ru_maxrss: Linux carries that over
+    from the parent through fork and exec, so a child would report the parent's peak."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    raise RuntimeError("no VmHWM in /proc/self/status")
 
 
 def in_child(archive: Path, database_url: str, data_dir: Path) -> dict[str, object]:
@@ -61,6 +69,7 @@ def main() -> None:
     parser.add_argument("--plain", action="store_true", help="no __MACOSX/ partner entries")
     parser.add_argument("--postgres", metavar="URL", help="also load into this PostgreSQL")
     parser.add_argument("--no-sqlite", action="store_true", help="PostgreSQL only")
+    parser.add_argument("--first-only", action="store_true", help="no reload")
     args = parser.parse_args()
 
     archive = bench_archive(args.users, images=False, plain=args.plain)
@@ -68,14 +77,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="zipflow-load-bench-") as scratch:
         stores = [] if args.no_sqlite else [("SQLite", f"sqlite:///{scratch}/bench.db")]
         for name, url in stores:
-            report(name, archive, url, Path(scratch))
+            report(name, archive, url, Path(scratch), args.first_only)
         if args.postgres:
             with fresh_postgres(args.postgres) as url:
-                report("PostgreSQL", archive, url, Path(scratch))
+                report("PostgreSQL", archive, url, Path(scratch), args.first_only)
 
 
-def report(name: str, archive: Path, url: str, scratch: Path) -> None:
-    for phase in ("first load", "reload"):
+def report(name: str, archive: Path, url: str, scratch: Path, first_only: bool) -> None:
+    for phase in ("first load",) if first_only else ("first load", "reload"):
         result = in_child(archive, url, scratch)
         print(
             f"{name:>10} {phase:>10}: {result['seconds']:7.1f} s, peak RSS {result['peak_mb']:5.0f} MB,"
