@@ -504,8 +504,9 @@ def test_worker_reconnects_after_the_broker_drops_its_connection(
 def test_connection_dropped_mid_run_loses_nothing_and_loads_once(
     tmp_path, settings, minio, broker, start_worker, worker_logs
 ):
-    # Slow S3 requests keep the load in progress while the broker drops the connection.
-    proxy = SlowProxy(settings.s3_endpoint, delay=0.3)  # outlasts a slow rabbitmqctl
+    # S3 requests held at the proxy keep the load in progress while the broker drops the
+    # connection, however long rabbitmqctl takes on a busy machine.
+    proxy = SlowProxy(settings.s3_endpoint, delay=0.05)
     try:
         worker = start_worker(replace(settings, s3_endpoint=proxy.endpoint))
         connections = _worker_connections(settings)
@@ -514,8 +515,10 @@ def test_connection_dropped_mid_run_loses_nothing_and_loads_once(
         etag = upload(minio, settings, path, "a.zip")
         publish_event(broker, settings, minio_event(settings.source_bucket, "a.zip", etag))
         wait_for(lambda: Run.get_or_none(Run.status == "running"), what="the run in progress")
+        proxy.hold()
         _close_connections(connections)
         assert Run.get(Run.status == "running"), "the load should still be in progress"
+        proxy.release()
 
         loaded, repeat = finished_runs(2, timeout=30)
         assert loaded.status == "succeeded"

@@ -148,17 +148,28 @@ class SlowProxy:
 
     Put in front of the S3 endpoint, it makes each request of a load take at least
     `delay`, so a test can act while a run is surely in progress, however fast moto is.
+    `hold()` stops forwarding requests until `release()`, for a test whose action (a
+    rabbitmqctl call, say) may take longer than any delay on a busy machine.
     """
 
     def __init__(self, upstream: str, delay: float, port: int = 0) -> None:
         host, upstream_port = upstream.rsplit(":", 1)
         self.upstream = (host, int(upstream_port))
         self.delay = delay
+        self.forwarding = threading.Event()
+        self.forwarding.set()
         self.listener = socket.create_server(("127.0.0.1", port))
         self.endpoint = f"127.0.0.1:{self.listener.getsockname()[1]}"
         threading.Thread(target=self._accept, daemon=True).start()
 
+    def hold(self) -> None:
+        self.forwarding.clear()
+
+    def release(self) -> None:
+        self.forwarding.set()
+
     def close(self) -> None:
+        self.release()
         self.listener.close()
 
     def _accept(self) -> None:
@@ -169,16 +180,25 @@ class SlowProxy:
                 return
             server = socket.create_connection(self.upstream)
             threading.Thread(
-                target=self._pump, args=(client, server, self.delay), daemon=True
+                target=self._pump, args=(client, server, self.delay, self.forwarding), daemon=True
             ).start()
-            threading.Thread(target=self._pump, args=(server, client, 0.0), daemon=True).start()
+            threading.Thread(
+                target=self._pump, args=(server, client, 0.0, None), daemon=True
+            ).start()
 
     @staticmethod
-    def _pump(source: socket.socket, target: socket.socket, delay: float) -> None:
+    def _pump(
+        source: socket.socket,
+        target: socket.socket,
+        delay: float,
+        forwarding: threading.Event | None,
+    ) -> None:
         try:
             while chunk := source.recv(65536):
                 if delay:
                     time.sleep(delay)
+                if forwarding is not None:
+                    forwarding.wait()
                 target.sendall(chunk)
         except OSError:
             pass
