@@ -6,19 +6,7 @@ import pytest
 from sample_people import counted_age
 
 from shared.ages import MS_PER_DAY, age_between, age_on, birthts_bounds, iso_from_ymd, ymd
-
-# Birthdays, the days around 29 February, and the turn of the year.
-TODAYS = (
-    date(2026, 6, 14),
-    date(2026, 6, 15),
-    date(2026, 2, 28),
-    date(2026, 3, 1),
-    date(2028, 2, 28),
-    date(2028, 2, 29),
-    date(2028, 3, 1),
-    date(2026, 12, 31),
-    date(2027, 1, 1),
-)
+from tests.age_days import TODAYS
 
 
 def day_start_ms(day: date) -> int:

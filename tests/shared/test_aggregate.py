@@ -22,20 +22,9 @@ from shared.demo import user_csv
 from shared.pipeline import Job, process
 from shared.queries import UserFilter, age_histogram, user_stats
 from shared.storage import LocalStore
+from tests.age_days import TODAYS
 from tests.shared.zips import PNG, make_zip, users_zip
 
-# Birthdays, the days around 29 February, and the turn of the year.
-TODAYS = (
-    date(2026, 6, 14),
-    date(2026, 6, 15),
-    date(2026, 2, 28),
-    date(2026, 3, 1),
-    date(2028, 2, 28),
-    date(2028, 2, 29),
-    date(2028, 3, 1),
-    date(2026, 12, 31),
-    date(2027, 1, 1),
-)
 # Everyone is born by the earliest day tested, so every day's ages are completed years.
 LAST_BIRTH = min(TODAYS)
 FILTERS_PER_DAY = 60

@@ -15,7 +15,14 @@ from pathlib import Path
 import pika
 from minio import Minio
 from moto.server import ThreadedMotoServer
-from worker_support import SlowProxy, minio_event, publish_event, wait_for, write_zip
+from worker_support import (
+    SlowProxy,
+    minio_event,
+    publish_event,
+    upload_zip,
+    wait_for,
+    write_zip,
+)
 
 from shared.config import OUTPUT_KEY, Settings
 from shared.demo import demo_png, write_demo_archive
@@ -30,16 +37,7 @@ BIRTH = 631_152_000_000  # 1990-01-01
 
 def upload(minio: Minio, settings: Settings, path: Path, key: str, part_size: int = 0) -> str:
     """Put a file into the source bucket and return its etag."""
-    with path.open("rb") as stream:
-        result = minio.put_object(
-            settings.source_bucket,
-            key,
-            stream,
-            path.stat().st_size,
-            content_type="application/zip",
-            part_size=part_size,
-        )
-    return result.etag.strip('"')
+    return upload_zip(minio, settings, path, key, part_size)[0]
 
 
 def runs() -> list[Run]:

@@ -11,10 +11,9 @@ import threading
 import time
 import zipfile
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
-from urllib.parse import quote_plus
 
 import pika
 
@@ -22,6 +21,8 @@ from shared.config import Settings
 from tests.minio_events import minio_body
 
 T = TypeVar("T")
+
+EVENT_TIME = datetime(2026, 9, 20, 10, 15, 30, 123000, tzinfo=UTC)
 
 
 def minio_event(
@@ -31,49 +32,11 @@ def minio_event(
     size: int | None = 1024,
     name: str = "s3:ObjectCreated:Put",
 ) -> bytes:
-    """An S3 `Records` body with no sequencer, as a server other than MinIO may send.
-
-    For MinIO's exact body, with the sequencer that orders versions, see tests/minio_events.py.
-    """
-    obj: dict[str, object] = {
-        "key": quote_plus(key, safe=""),
-        "eTag": etag,
-        "contentType": "application/zip",
-        "userMetadata": {"content-type": "application/zip"},
-    }
-    if size is not None:
-        obj["size"] = size
-    record = {
-        "eventVersion": "2.0",
-        "eventSource": "minio:s3",
-        "awsRegion": "",
-        "eventTime": "2026-09-20T10:15:30.123Z",
-        "eventName": name,
-        "userIdentity": {"principalId": "minioadmin"},
-        "requestParameters": {
-            "principalId": "minioadmin",
-            "region": "",
-            "sourceIPAddress": "10.0.0.7",
-        },
-        "responseElements": {
-            "x-amz-id-2": "dd9025bab4ad464b049177c95eb6ebf374d3b3fd1af9251148b658df7ac2e3e8",
-            "x-amz-request-id": "186A2B3C4F1A2B3C",
-            "x-minio-deployment-id": "6a3b7a0c-29f3-4b8e-9a76-1f3c2d4e5f60",
-            "x-minio-origin-endpoint": "http://10.0.0.5:9000",
-        },
-        "s3": {
-            "s3SchemaVersion": "1.0",
-            "configurationId": "Config",
-            "bucket": {
-                "name": bucket,
-                "ownerIdentity": {"principalId": "minioadmin"},
-                "arn": f"arn:aws:s3:::{bucket}",
-            },
-            "object": obj,
-        },
-        "source": {"host": "10.0.0.7", "port": "", "userAgent": "MinIO (linux; amd64) minio-go/v7"},
-    }
-    return json.dumps({"EventName": name, "Key": f"{bucket}/{key}", "Records": [record]}).encode()
+    """MinIO's body (tests/minio_events.py) without its sequencer, as a server other than
+    MinIO may send: the worker then orders versions by the listing's time."""
+    document = json.loads(minio_body(bucket, key, etag, size or 0, EVENT_TIME, name, EVENT_TIME))
+    del document["Records"][0]["s3"]["object"]["sequencer"]
+    return json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def upload_zip(
