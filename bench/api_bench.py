@@ -34,6 +34,7 @@ from pathlib import Path
 
 import falcon
 import falcon.testing
+from pipeline_bench import cpu_model  # bench/, beside this script
 from store_fill import fill_users  # bench/store_fill.py, beside this script
 
 from api.metrics import ApiMetrics, MetricsMiddleware
@@ -254,7 +255,7 @@ def main() -> None:
     args = parser.parse_args()
 
     print(
-        f"machine: {os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}, "
+        f"machine: {os.cpu_count()} cores, {cpu_model()}, Python {platform.python_version()}, "
         f"load average {os.getloadavg()[0]:.1f} at start"
     )
     without, with_metrics = middleware_overhead()

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from api_bench import free_port, get, start_server  # bench/api_bench.py, beside this script
-from pipeline_bench import bench_archive
+from pipeline_bench import bench_archive, cpu_model
 from store_fill import fill_users
 
 from shared.db import open_database
@@ -153,7 +153,7 @@ def main() -> None:
     args = parser.parse_args()
 
     print(
-        f"machine: {os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}, "
+        f"machine: {os.cpu_count()} cores, {cpu_model()}, Python {platform.python_version()}, "
         f"load average {os.getloadavg()[0]:.1f} at start"
     )
     archive = bench_archive(args.load_users, images=False, plain=True)

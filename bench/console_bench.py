@@ -22,6 +22,7 @@ from pathlib import Path
 
 import falcon.testing
 from api_bench import load_store
+from pipeline_bench import cpu_model  # bench/, beside this script
 
 from api.app import create_app
 from shared.ages import utc_today
@@ -81,7 +82,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     print(
-        f"machine: {os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}, "
+        f"machine: {os.cpu_count()} cores, {cpu_model()}, Python {platform.python_version()}, "
         f"load average {os.getloadavg()[0]:.1f} at start"
     )
     with tempfile.TemporaryDirectory() as scratch:

@@ -35,6 +35,7 @@ from urllib.parse import quote_plus
 import pika
 from minio import Minio
 from moto.server import ThreadedMotoServer
+from pipeline_bench import cpu_model  # bench/, beside this script
 
 from shared.config import Settings
 from shared.db import open_database
@@ -128,7 +129,7 @@ def put_cost(client: Minio, settings: Settings) -> float:
 
 def print_header(args: argparse.Namespace, settings: Settings, put_seconds: float) -> None:
     print(
-        f"machine: {os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}; "
+        f"machine: {os.cpu_count()} cores, {cpu_model()}, Python {platform.python_version()}; "
         f"store SQLite; broker RabbitMQ {AMQP_URL.split('@')[-1]}"
     )
     print(
