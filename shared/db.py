@@ -86,7 +86,27 @@ def _add_run_source_version(migrator: SchemaMigrator) -> None:
         migrate(migrator.add_column("run", "source_version", peewee.BigIntegerField(null=True)))
 
 
-MIGRATIONS: list[Migration] = [_add_run_warnings, _add_data_version, _add_run_source_version]
+def _drop_user_run_foreign_key(migrator: SchemaMigrator) -> None:
+    """Version 5: `app_user.run_id` is no foreign key any more (see `User.run_id`).
+
+    Only PostgreSQL pays for the constraint, so only there is it dropped; SQLite checks it
+    with one index lookup per row, too little to justify rebuilding the table.
+    """
+    if not isinstance(database.obj, peewee.PostgresqlDatabase):
+        return
+    names = database.execute_sql(
+        "SELECT conname FROM pg_constraint WHERE conrelid = 'app_user'::regclass AND contype = 'f'"
+    ).fetchall()
+    for (name,) in names:
+        database.execute_sql(f'ALTER TABLE app_user DROP CONSTRAINT "{name}"')
+
+
+MIGRATIONS: list[Migration] = [
+    _add_run_warnings,
+    _add_data_version,
+    _add_run_source_version,
+    _drop_user_run_foreign_key,
+]
 # Any fixed number: the PostgreSQL advisory lock that schema changes take, one at a time.
 SCHEMA_LOCK_KEY = 7_246_120
 # How many times this thread holds the load lock (see load_lock).

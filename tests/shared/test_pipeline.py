@@ -350,7 +350,7 @@ def test_a_version_3_store_gains_the_runs_source_version(store_db):
 
     migrate(SchemaMigrator.from_database(store_db).drop_column("run", "source_version"))
     SchemaVersion.update(version=3).execute()
-    assert ensure_schema(MODELS) == 4
+    assert ensure_schema(MODELS) == 1 + len(MIGRATIONS)
     assert "source_version" in [c.name for c in store_db.get_columns("run")]
 
 
@@ -519,6 +519,24 @@ def test_an_unusable_csv_out_is_refused_before_anything_changes(env, tmp_path, c
     assert set(users()) == {"1"} and Run.select().count() == 1
     assert archive.read_bytes() == content
     assert not (tmp_path / "missing").exists()
+
+
+def test_a_version_4_store_loses_the_users_run_foreign_key(store_db, env, tmp_path):
+    """PostgreSQL checked the constraint with a trigger per row; the load now writes run_id
+    for its own run, unchecked, on every store."""
+    postgres = isinstance(store_db, peewee.PostgresqlDatabase)
+    if postgres:
+        store_db.execute_sql(
+            "ALTER TABLE app_user ADD CONSTRAINT app_user_run_id_fkey FOREIGN KEY (run_id)"
+            " REFERENCES run (id) ON DELETE SET NULL"
+        )
+        assert store_db.get_foreign_keys("app_user") != []
+    SchemaVersion.update(version=4).execute()
+    assert create_schema() == 1 + len(MIGRATIONS)
+    if postgres:
+        assert store_db.get_foreign_keys("app_user") == []
+    run = load(users_zip(tmp_path / "a.zip", ["1"]), env)
+    assert User.get(User.user_id == "1").run_id == run.id
 
 
 def test_a_version_1_store_gains_the_runs_warnings(store_db):
