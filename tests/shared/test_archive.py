@@ -269,7 +269,7 @@ def test_members_with_a_known_fingerprint_are_listed_unchanged_and_not_read(tmp_
     with open_archive(path, ArchiveLimits()) as archive:
         (again,) = archive.scan(NOW, stored)
     assert sorted(asked) == ["1", "2", "3"]
-    assert sorted(user_id for user_id, _ in again.unchanged) == ["1", "2"]
+    assert sorted(again.unchanged) == [("1", "1.csv", known["1"]), ("2", "2.csv", known["2"])]
     assert again.users == []
     assert [r.member for r in again.failed] == ["3.csv"]
 
