@@ -26,6 +26,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TypeVar
 
+import peewee
 from playhouse.postgres_ext import PostgresqlExtDatabase
 
 from shared.archive import Archive, ArchiveError, ImageRef, now_ms, open_archive
@@ -167,7 +168,11 @@ def export_csv(path: Path) -> Path:
     in memory; on PostgreSQL a server-side cursor hands them over EXPORT_BATCH at a time.
     """
     query = User.select(
-        User.user_id, User.first_name, User.last_name, User.birthts, User.img_path
+        User.user_id,
+        User.first_name,
+        User.last_name,
+        User.birthts,
+        peewee.fn.COALESCE(User.img_path, ""),
     ).order_by(User.sort_key)
     with path.open("w", encoding="utf-8", newline="") as out, database.atomic():
         writer = csv.writer(out, lineterminator="\n")
@@ -178,10 +183,7 @@ def export_csv(path: Path) -> Path:
             rows = iter(cursor.fetchone, None)
         else:
             rows = database.execute(query)
-        writer.writerows(
-            (user_id, first, last, birthts, img_path or "")
-            for user_id, first, last, birthts, img_path in rows
-        )
+        writer.writerows(rows)
     return path
 
 
