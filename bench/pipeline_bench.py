@@ -6,7 +6,8 @@
 Builds a demo archive once (cached in the temp directory), then, in each run, loads it
 with the straightforward `zipfile` + `csv` + `executemany` code of `bench/reference.py`
 (first load, then the same again as its reload) and with zipflow (first load, then a
-reload of the unchanged archive), each into a fresh SQLite store, and with `--postgres`
+reload of the unchanged archive; settings from the ZIPFLOW_* variables, so
+ZIPFLOW_READ_PROCESSES=1 reads in one process), each into a fresh SQLite store, and with `--postgres`
 into a fresh PostgreSQL schema too. It prints the median and the best of each phase (on
 a shared machine the best is the steadier figure) and zipflow's ratio to the reference.
 The archive is shaped like a real upload made with macOS Finder, every entry with its
@@ -111,11 +112,12 @@ def main() -> None:
     args = parser.parse_args()
 
     archive = bench_archive(args.users, args.images, args.plain)
-    settings = Settings()
+    settings = Settings.from_env()
     with open_archive(archive, settings.limits) as opened:
         members = opened.member_count
     print(f"archive: {args.users} users, {members} members, {archive.stat().st_size / 1e6:.1f} MB")
     print(f"machine: {cpu_model()}, {os.cpu_count()} CPUs, Python {platform.python_version()}")
+    print(f"zipflow reads with {settings.read_processes} processes (ZIPFLOW_READ_PROCESSES)")
 
     phases: dict[str, list[float]] = {}
     for _ in range(args.runs):

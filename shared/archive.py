@@ -53,6 +53,8 @@ _LOCAL_SIGNATURE = b"PK\x03\x04"
 # extra length, comment length, local header offset.
 _CENTRAL_ENTRY = struct.Struct("<4s4x2H4x3L3H8xL")
 _CENTRAL_SIGNATURE = b"PK\x01\x02"
+# The same entry's signature and the lengths of what follows it: enough to step over it.
+_ENTRY_LENGTHS = struct.Struct("<4s24x3H")
 _END_RECORD = struct.Struct("<4s4H2LH")
 _END_SIGNATURE = b"PK\x05\x06"
 _ZIP64_LOCATOR = struct.Struct("<4sLQL")
@@ -63,7 +65,11 @@ _MAX_COMMENT = 0xFFFF
 _UTF8_NAMES = 0x800
 _ZIP64_EXTRA = 0x0001
 # Directory entries are read and handed on this many at a time.
-DIRECTORY_CHUNK = 50_000
+DIRECTORY_CHUNK = 10_000
+# Which chunks of the directory a process reads: (part, parts) reads the chunks numbered
+# part, part + parts, part + 2 * parts, ...
+Share = tuple[int, int]
+WHOLE: Share = (0, 1)
 # A deflated member up to this size is unpacked in one call (see Archive.read).
 SMALL_DEFLATE_BYTES = 16 * 1024
 
@@ -123,7 +129,8 @@ class Chunk:
     `users` are the valid user files; `unchanged` the ones whose fingerprint says they are
     the files last loaded; `failed` the user files that break a rule; `not_png` the png
     files that are no PNG image; `refused` the csv and png files whose name is no user id;
-    `read` counts the entries read so far.
+    `first` numbers the chunk's first entry in the directory (from 0), `read` counts the
+    entries read so far, and `unpacked` is what this chunk's members unpack to, in bytes.
     """
 
     users: list[UserRecord] = field(default_factory=list)
@@ -134,7 +141,9 @@ class Chunk:
     not_png: list[Rejection] = field(default_factory=list)
     refused: list[Rejection] = field(default_factory=list)
     ignored: int = 0
+    first: int = 0
     read: int = 0
+    unpacked: int = 0
 
 
 class Archive:
@@ -183,22 +192,40 @@ class Archive:
                 f"the archive is {size} bytes, over the limit of {self.limits.max_archive_bytes}"
             )
 
-    def entries(self, chunk: int = DIRECTORY_CHUNK) -> Iterator["Entries"]:
+    def entries(self, chunk: int = DIRECTORY_CHUNK, share: Share = WHOLE) -> Iterator["Entries"]:
         """The central directory, `chunk` entries at a time, sorted into csv, png and noise.
 
         One pass over the packed records reads only the fields a load needs (`zipfile`
         builds a full ZipInfo per member, seconds for 200,000 members). Each entry is
         checked against the limits as it is read; noise (folders, `__MACOSX/`, dot files,
-        other extensions) is only counted, never made into a Member.
+        other extensions) is only counted, never made into a Member. With a `share` of
+        (part, parts), only the chunks numbered part, part + parts, ... are read; the
+        others are stepped over by their lengths alone, for other processes to read.
         """
-        limits = self.limits
-        data = self._map
+        part, parts = share
         position = self._directory_at
         total = 0
+        for index, first in enumerate(range(0, self.member_count, chunk)):
+            count = min(chunk, self.member_count - first)
+            if index % parts != part:
+                position = self._step_over(position, count)
+                continue
+            batch = Entries(first=first, read=first + count)
+            before = total
+            position, total = self._read_entries(position, count, total, batch)
+            batch.unpacked = total - before
+            yield batch
+
+    def _read_entries(
+        self, position: int, count: int, total: int, batch: "Entries"
+    ) -> tuple[int, int]:
+        """Read `count` entries from `position` into `batch`; return where the next one
+        starts and the bytes unpacked so far, which the limit on the whole archive bounds."""
+        limits = self.limits
+        data = self._map
         unpack = _CENTRAL_ENTRY.unpack_from
         entry_size = _CENTRAL_ENTRY.size
-        batch = Entries()
-        for done in range(1, self.member_count + 1):
+        for _ in range(count):
             try:
                 (
                     signature,
@@ -235,11 +262,7 @@ class Archive:
                     f" limit of {limits.max_ratio}: refusing a likely zip bomb"
                 )
             total += size
-            if total > limits.max_total_bytes:
-                raise ArchiveError(
-                    f"the archive unpacks to more than {limits.max_total_bytes} bytes,"
-                    " over the limit"
-                )
+            check_unpacked_total(total, limits)
             kind = name[-4:].lower()
             if kind not in (".csv", ".png"):
                 if not name.endswith("/"):
@@ -254,10 +277,22 @@ class Archive:
                         name, flags, method, crc, compressed, size, offset + self._shift
                     )
                     (batch.csv if kind == ".csv" else batch.png).append((base[:-4], member))
-            if done % chunk == 0 or done == self.member_count:
-                batch.read = done
-                yield batch
-                batch = Entries()
+        return position, total
+
+    def _step_over(self, position: int, count: int) -> int:
+        """Where the entry `count` entries after the one at `position` starts."""
+        data = self._map
+        lengths = _ENTRY_LENGTHS.unpack_from
+        entry_size = _CENTRAL_ENTRY.size
+        for _ in range(count):
+            try:
+                signature, name_length, extra_length, comment_length = lengths(data, position)
+            except struct.error:
+                raise ArchiveError("corrupt zip archive: truncated central directory") from None
+            if signature != _CENTRAL_SIGNATURE:
+                raise ArchiveError("corrupt zip archive: bad central directory entry")
+            position += entry_size + name_length + extra_length + comment_length
+        return position
 
     def read_head(self, member: Member, count: int) -> bytes:
         """The first `count` bytes of a member, unpacking no more than that.
@@ -318,6 +353,7 @@ class Archive:
         now_ms: int,
         known: Callable[[list[str]], Mapping[str, str]] | None = None,
         chunk: int = DIRECTORY_CHUNK,
+        share: Share = WHOLE,
     ) -> Iterator["Chunk"]:
         """Every member judged on its own, a chunk of the directory at a time.
 
@@ -328,8 +364,13 @@ class Archive:
         rules that span members (a user id in two folders, an image without a csv file)
         need the whole archive and are left to the staging that receives the chunks.
         """
-        for entries in self.entries(chunk):
-            judged = Chunk(ignored=entries.ignored, read=entries.read)
+        for entries in self.entries(chunk, share):
+            judged = Chunk(
+                ignored=entries.ignored,
+                first=entries.first,
+                read=entries.read,
+                unpacked=entries.unpacked,
+            )
             csv_members = _with_user_ids(entries.csv, judged.refused)
             png_members = _with_user_ids(entries.png, judged.refused)
             stored = known([user_id for user_id, _ in csv_members]) if known else {}
@@ -367,12 +408,16 @@ Named = list[tuple[str, "Member"]]
 @dataclass
 class Entries:
     """One chunk of the central directory: csv and png members with their stems, and how
-    many entries were noise. `read` counts the entries read so far, this chunk included."""
+    many entries were noise. `first` numbers its first entry (from 0), `read` counts the
+    entries read so far, this chunk included, and `unpacked` is what its members unpack
+    to, in bytes."""
 
     csv: Named = field(default_factory=list)
     png: Named = field(default_factory=list)
     ignored: int = 0
+    first: int = 0
     read: int = 0
+    unpacked: int = 0
 
 
 def fingerprint(member: Member) -> str:
@@ -443,6 +488,14 @@ def _zip64_extra(extra: bytes, compressed: int, size: int, offset: int) -> tuple
             return compressed, size, offset
         at += 4 + length
     raise ArchiveError("corrupt zip archive: a ZIP64 member lacks its extra field")
+
+
+def check_unpacked_total(total: int, limits: ArchiveLimits) -> None:
+    """Refuse an archive whose members unpack to more bytes, together, than the limit."""
+    if total > limits.max_total_bytes:
+        raise ArchiveError(
+            f"the archive unpacks to more than {limits.max_total_bytes} bytes, over the limit"
+        )
 
 
 def _check_member_count(count: int, max_members: int) -> None:

@@ -41,6 +41,8 @@ class Settings:
     data_dir: Path = Path("data")
     storage: str = "auto"
     limits: ArchiveLimits = field(default_factory=ArchiveLimits)
+    # Processes that read a large archive together (see shared.reading); 1 reads it alone.
+    read_processes: int = 2
 
     s3_endpoint: str = "localhost:9000"
     s3_access_key: str = ""
@@ -109,6 +111,11 @@ class Settings:
             raise ConfigError(
                 f"ZIPFLOW_LOG_FORMAT must be one of {', '.join(LOG_FORMATS)}, "
                 f"not {settings.log_format!r}"
+            )
+        if settings.read_processes < 1:
+            raise ConfigError(
+                "ZIPFLOW_READ_PROCESSES must be at least 1 (1 reads an archive in one process),"
+                f" not {settings.read_processes}"
             )
         if settings.worker_metrics_port > 65535:
             raise ConfigError(

@@ -33,6 +33,7 @@ from shared.archive import Archive, ArchiveError, ImageRef, now_ms, open_archive
 from shared.config import OUTPUT_KEY, Settings, image_key
 from shared.db import database, load_lock, record_data_change, refresh_statistics
 from shared.models import Run, User, utcnow
+from shared.reading import read_rows
 from shared.staging import Changes, Found, Staging
 from shared.storage import ProcessedStore
 
@@ -217,14 +218,22 @@ def _load(
     # here is still the store when the transaction below writes.
     with (
         open_archive(job.path, settings.limits) as archive,
-        Staging(settings.image_path) as staging,
+        Staging() as staging,
     ):
         run.members_total = archive.member_count
         run.save(only=[Run.members_total])
         progress = _progress_saver(run, on_progress)
-        for chunk in archive.scan(now_ms(), staging.stored_fingerprints):
-            staging.add(chunk)
-            progress(chunk.read, archive.member_count)
+        chunks = read_rows(
+            archive,
+            now_ms(),
+            staging.known,
+            settings.image_path,
+            settings.read_processes,
+            settings.database_url,
+        )
+        for rows in chunks:
+            staging.add(rows)
+            progress(rows.read, archive.member_count)
         found = staging.resolve()
         _check_loadable(found)
         changes = staging.plan(settings.mode, modified_ms)

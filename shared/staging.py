@@ -120,15 +120,12 @@ class Changes:
 class Staging:
     """The staged rows of one load, on the load's own connection; use it in a `with`."""
 
-    def __init__(self, image_path: Callable[[str], str]) -> None:
-        self.image_path = image_path
+    def __init__(self) -> None:
         self.postgres = isinstance(database.obj, peewee.PostgresqlDatabase)
         # Null-safe inequality: SQLite's IS NOT is PostgreSQL's IS DISTINCT FROM.
         self.differs = "IS DISTINCT FROM" if self.postgres else "IS NOT"
         self.table = User._meta.table_name
         self.refused: list[Rejection] = []
-        self.ignored = 0
-        self._seq = 0
         self._mode = "snapshot"
         self._archive_ms = 0
         self._changes = Changes()
@@ -166,79 +163,18 @@ class Staging:
         for name in (USERS, IMAGES, UPLOADS, GONE):
             database.execute_sql(f"DROP TABLE IF EXISTS {name}")
 
-    def stored_fingerprints(self, user_ids: list[str]) -> dict[str, str]:
-        """The csv fingerprint stored for each of these users that the store holds."""
-        if self._store_empty or not user_ids:
-            return {}
-        if self.postgres:
-            where, value = "user_id = ANY(%s)", user_ids
-        else:
-            where, value = "user_id IN (SELECT value FROM json_each(?))", json.dumps(user_ids)
-        cursor = database.execute_sql(
-            f"SELECT user_id, csv_fingerprint FROM {self.table} WHERE {where}",
-            (value,),
-        )
-        return dict(cursor.fetchall())
+    @property
+    def known(self) -> Callable[[list[str]], dict[str, str]] | None:
+        """What `Archive.scan` asks for the stored fingerprints; None when nothing is stored."""
+        return None if self._store_empty else stored_fingerprints
 
-    def add(self, chunk: Chunk) -> None:
-        """Stage one chunk of the archive."""
-        numbers = itertools.count(self._seq + 1)
-        users: list[tuple] = []
-        for user in chunk.users:
-            birthdate, birth_ymd = _birth_columns(user.birthts)
-            users.append(
-                (
-                    next(numbers),
-                    user.user_id,
-                    sort_key(user.user_id),
-                    user.member,
-                    VALID,
-                    None,
-                    user.first_name,
-                    user.last_name,
-                    user.birthts,
-                    birthdate,
-                    birth_ymd,
-                    user.csv_fingerprint,
-                    None,
-                )
-            )
-        # An unchanged user is staged with only what tells them apart (the merge reads the
-        # rest from their stored row), which makes a reload's staging six times cheaper.
-        unchanged = [
-            (next(numbers), user_id, member, UNCHANGED, csv_fingerprint)
-            for user_id, member, csv_fingerprint in chunk.unchanged
-        ]
-        for rejection in chunk.failed:
-            users.append(
-                (next(numbers), rejection.user_id, None, rejection.member, FAILED, rejection.reason)
-                + (None,) * 7
-            )
-        images = [
-            (
-                next(numbers),
-                image.user_id,
-                *image.member,
-                self.image_path(image.user_id),
-                image.fingerprint,
-                USABLE,
-                None,
-            )
-            for image in chunk.images
-        ]
-        images += [
-            (next(numbers), rejection.user_id, rejection.member)
-            + (None,) * 8
-            + (NOT_PNG, rejection.reason)
-            for rejection in chunk.not_png
-        ]
-        self._seq = next(numbers) - 1
+    def add(self, rows: "Rows") -> None:
+        """Stage one chunk of the archive, made into rows by `staged_rows`."""
         with database.atomic():
-            self._write(USERS, USER_COLUMNS, users)
-            self._write(USERS, UNCHANGED_COLUMNS, unchanged)
-            self._write(IMAGES, IMAGE_COLUMNS, images)
-        self.refused += chunk.refused
-        self.ignored += chunk.ignored
+            self._write(USERS, USER_COLUMNS, rows.users)
+            self._write(USERS, UNCHANGED_COLUMNS, rows.unchanged)
+            self._write(IMAGES, IMAGE_COLUMNS, rows.images)
+        self.refused += rows.refused
 
     def _write(self, table: str, columns: tuple[str, ...], rows: list[tuple]) -> None:
         if not rows:
@@ -466,6 +402,94 @@ class Staging:
             f" LEFT JOIN {self.table} u ON u.user_id = s.user_id"
             f" WHERE s.state IN ({VALID}, {UNCHANGED})) AS n"
         )
+
+
+@dataclass
+class Rows:
+    """One chunk of the archive as staging rows: plain tuples, which a helper process
+    builds and sends over cheaply (see `shared.reading`). `read` counts the entries read
+    so far, and `unpacked` is what this chunk's members unpack to, in bytes."""
+
+    users: list[tuple]
+    unchanged: list[tuple]
+    images: list[tuple]
+    refused: list[Rejection]
+    read: int
+    unpacked: int
+
+
+def staged_rows(chunk: Chunk, image_path: Callable[[str], str]) -> Rows:
+    """The staging rows of one chunk, each numbered (`seq`) by reading order.
+
+    A chunk yields at most one row per entry, so numbering from the chunk's first entry
+    keeps every number unique and in order, whichever process builds the rows.
+    """
+    numbers = itertools.count(chunk.first)
+    users: list[tuple] = []
+    for user in chunk.users:
+        birthdate, birth_ymd = _birth_columns(user.birthts)
+        users.append(
+            (
+                next(numbers),
+                user.user_id,
+                sort_key(user.user_id),
+                user.member,
+                VALID,
+                None,
+                user.first_name,
+                user.last_name,
+                user.birthts,
+                birthdate,
+                birth_ymd,
+                user.csv_fingerprint,
+                None,
+            )
+        )
+    # An unchanged user is staged with only what tells them apart (the merge reads the
+    # rest from their stored row), which makes a reload's staging six times cheaper.
+    unchanged = [
+        (next(numbers), user_id, member, UNCHANGED, csv_fingerprint)
+        for user_id, member, csv_fingerprint in chunk.unchanged
+    ]
+    for rejection in chunk.failed:
+        users.append(
+            (next(numbers), rejection.user_id, None, rejection.member, FAILED, rejection.reason)
+            + (None,) * 7
+        )
+    images = [
+        (
+            next(numbers),
+            image.user_id,
+            *image.member,
+            image_path(image.user_id),
+            image.fingerprint,
+            USABLE,
+            None,
+        )
+        for image in chunk.images
+    ]
+    images += [
+        (next(numbers), rejection.user_id, rejection.member)
+        + (None,) * 8
+        + (NOT_PNG, rejection.reason)
+        for rejection in chunk.not_png
+    ]
+    return Rows(users, unchanged, images, chunk.refused, chunk.read, chunk.unpacked)
+
+
+def stored_fingerprints(user_ids: list[str]) -> dict[str, str]:
+    """The csv fingerprint stored for each of these users that the store holds."""
+    if not user_ids:
+        return {}
+    if isinstance(database.obj, peewee.PostgresqlDatabase):
+        where, value = "user_id = ANY(%s)", user_ids
+    else:
+        where, value = "user_id IN (SELECT value FROM json_each(?))", json.dumps(user_ids)
+    cursor = database.execute_sql(
+        f"SELECT user_id, csv_fingerprint FROM {User._meta.table_name} WHERE {where}",
+        (value,),
+    )
+    return dict(cursor.fetchall())
 
 
 def _image_ref(user_id: str, member: Member) -> ImageRef:

@@ -47,6 +47,7 @@ def test_variables_override_fields_and_archive_limits():
         ("ZIPFLOW_MAX_MEMBERS", "-1", "ZIPFLOW_MAX_MEMBERS must not be negative"),
         ("ZIPFLOW_LOG_FORMAT", "xml", "ZIPFLOW_LOG_FORMAT must be one of text, json"),
         ("ZIPFLOW_WORKER_METRICS_PORT", "70000", "ZIPFLOW_WORKER_METRICS_PORT must be a port"),
+        ("ZIPFLOW_READ_PROCESSES", "0", "ZIPFLOW_READ_PROCESSES must be at least 1"),
         (
             "ZIPFLOW_MINIO_CONSOLE_URL",
             "javascript:alert(1)",

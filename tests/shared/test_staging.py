@@ -10,16 +10,16 @@ from shared.config import ArchiveLimits, Settings
 from shared.db import database
 from shared.models import Run, User
 from shared.pipeline import Job, process
-from shared.staging import USERS, Staging
+from shared.staging import USERS, Staging, staged_rows
 from shared.storage import LocalStore
 from tests.shared.zips import IVAN, PNG, make_zip, users_zip
 
 
 def staged(path: Path, chunk: int):
     """The archive staged a few members at a time, and what the cross-member rules found."""
-    with open_archive(path, ArchiveLimits()) as archive, Staging(Settings().image_path) as staging:
-        for part in archive.scan(now_ms(), staging.stored_fingerprints, chunk=chunk):
-            staging.add(part)
+    with open_archive(path, ArchiveLimits()) as archive, Staging() as staging:
+        for part in archive.scan(now_ms(), staging.known, chunk=chunk):
+            staging.add(staged_rows(part, Settings().image_path))
         return staging.resolve()
 
 

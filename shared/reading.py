@@ -1,0 +1,207 @@
+"""Reading an archive on several cores: the chunks of its central directory are shared out
+between the loading process and helper processes, and come back in the directory's order.
+
+Reading is pure Python and bound by the processor, so threads would take turns; processes
+run at once. Each helper opens the archive itself (and the store, for the fingerprints of
+a reload), reads every `parts`-th chunk, stepping over the others by their lengths, and
+makes it into staging rows; only those rows travel back (plain tuples, which unpickle
+several times faster than records), through a queue that holds a few chunks at most, so
+memory stays bounded whatever the archive's size. The loading process hands the chunks
+on in order, so the first error in reading order is the one reported.
+"""
+
+import gc
+import multiprocessing
+import queue
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from multiprocessing.queues import Queue
+from pathlib import Path
+
+from shared.archive import (
+    DIRECTORY_CHUNK,
+    Archive,
+    ArchiveError,
+    Share,
+    check_unpacked_total,
+    open_archive,
+)
+from shared.config import ArchiveLimits
+from shared.db import database, open_database
+from shared.staging import Rows, staged_rows, stored_fingerprints
+
+Known = Callable[[list[str]], Mapping[str, str]]
+ImagePath = Callable[[str], str]
+# Chunks a helper may read ahead of the staging; each holds the records of up to
+# DIRECTORY_CHUNK members.
+QUEUED_CHUNKS = 2
+# How often a reader waiting for a chunk checks that its helper is still running.
+POLL_SECONDS = 1.0
+
+
+class HelperFailed(Exception):
+    """A helper process stopped, or failed for a reason other than the archive itself."""
+
+
+class Helper:
+    """A helper process that reads shares of archives for this process, one load at a time.
+
+    Helpers live as long as the process: starting one costs a tenth of a second (the child
+    imports the main module again), more than it saves on a load of 100,000 users.
+    """
+
+    def __init__(self) -> None:
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload([__name__])
+        self.tasks: Queue = context.Queue()
+        self.rows: Queue = context.Queue(QUEUED_CHUNKS)
+        self.process = context.Process(
+            target=_serve, args=(self.tasks, self.rows), name="zipflow-reader", daemon=True
+        )
+        self.process.start()
+
+    def receive(self) -> Rows | None:
+        """The next chunk's rows, or None when the share is done; the helper's error is
+        raised here, as if this process had read the chunk."""
+        while True:
+            try:
+                message = self.rows.get(timeout=POLL_SECONDS)
+                break
+            except queue.Empty:
+                if self.process.is_alive():
+                    continue
+            # It may have sent its last message just before it ended.
+            try:
+                message = self.rows.get(timeout=POLL_SECONDS)
+                break
+            except queue.Empty:
+                raise HelperFailed(
+                    "the helper process reading the archive stopped"
+                    f" (exit code {self.process.exitcode})"
+                ) from None
+        if isinstance(message, Exception):
+            raise message
+        return message
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.join()
+        self.tasks.close()
+        self.rows.close()
+
+
+# This process's helpers, and the lock that gives them to one load at a time (the worker
+# runs one load per consumer thread, and tests run several consumers in one process).
+_helpers: list[Helper] = []
+_helpers_lock = threading.Lock()
+
+
+def read_rows(
+    archive: Archive,
+    now_ms: int,
+    known: Known | None,
+    image_path: ImagePath,
+    processes: int,
+    database_url: str,
+    chunk: int = DIRECTORY_CHUNK,
+) -> Iterator[Rows]:
+    """The staging rows of `archive.scan(now_ms, known, chunk)`, read by up to `processes`
+    processes.
+
+    An archive of one chunk is read here alone, and so is every archive while another load
+    of this process has the helpers. The helpers look `known` up in the store at
+    `database_url` themselves.
+    """
+    chunks = -(-archive.member_count // chunk)
+    parts = min(processes, chunks)
+    if parts < 2 or not _helpers_lock.acquire(blocking=False):
+        for judged in archive.scan(now_ms, known, chunk):
+            yield staged_rows(judged, image_path)
+        return
+    finished = False
+    try:
+        helpers = _ready_helpers(parts - 1)
+        for part, helper in enumerate(helpers, start=1):
+            helper.tasks.put(
+                (
+                    archive.path,
+                    archive.limits,
+                    database_url if known is not None else None,
+                    now_ms,
+                    image_path,
+                    chunk,
+                    (part, parts),
+                )
+            )
+        mine = archive.scan(now_ms, known, chunk, (0, parts))
+        unpacked = 0
+        for index in range(chunks):
+            part = index % parts
+            rows = staged_rows(next(mine), image_path) if part == 0 else helpers[part - 1].receive()
+            if rows is None:
+                raise HelperFailed("a helper process ended its share of the archive too early")
+            # Each process checks the bytes its own share unpacks to; the sum is checked here.
+            unpacked += rows.unpacked
+            check_unpacked_total(unpacked, archive.limits)
+            yield rows
+        for helper in helpers:
+            if helper.receive() is not None:
+                raise HelperFailed("a helper process read more of the archive than its share")
+        finished = True
+    finally:
+        if not finished:
+            # A helper may still be reading, or blocked sending; new ones start clean.
+            for helper in _helpers:
+                helper.stop()
+            _helpers.clear()
+        _helpers_lock.release()
+
+
+def _ready_helpers(count: int) -> list[Helper]:
+    """`count` running helpers, started where missing; call holding `_helpers_lock`."""
+    for helper in [helper for helper in _helpers if not helper.process.is_alive()]:
+        helper.stop()
+        _helpers.remove(helper)
+    while len(_helpers) < count:
+        _helpers.append(Helper())
+    return _helpers[:count]
+
+
+def _serve(tasks: Queue, outbox: Queue) -> None:
+    """A helper process's life: read the shares it is given, one after the other.
+
+    The cyclic garbage collector stays off, as in a loading process (a read makes millions
+    of small objects and no cycles).
+    """
+    gc.disable()
+    while True:
+        _read_share(*tasks.get(), outbox)
+        outbox.put(None)
+
+
+def _read_share(
+    path: Path,
+    limits: ArchiveLimits,
+    database_url: str | None,
+    now_ms: int,
+    image_path: ImagePath,
+    chunk: int,
+    share: Share,
+    outbox: Queue,
+) -> None:
+    """Read one share of an archive and send each chunk's rows on, or the error."""
+    try:
+        known = None
+        if database_url is not None:
+            open_database(database_url)
+            known = stored_fingerprints
+        with open_archive(path, limits) as archive:
+            for judged in archive.scan(now_ms, known, chunk, share):
+                outbox.put(staged_rows(judged, image_path))
+    except ArchiveError as error:
+        outbox.put(ArchiveError(str(error)))
+    except Exception as error:
+        outbox.put(HelperFailed(f"reading {path}: {type(error).__name__}: {error}"))
+    finally:
+        if database.obj is not None:
+            database.close()
