@@ -572,3 +572,34 @@ def test_a_png_that_is_no_image_is_rejected_and_the_stored_image_kept(env, tmp_p
     ]
     assert users() == {"1": ("Ivan", "processed/images/1.png")}
     assert (settings.data_dir / "processed/images/1.png").read_bytes() == PNG
+
+
+@pytest.mark.postgres
+def test_postgresql_statistics_are_refreshed_after_a_load_and_a_failure_is_a_warning(
+    env, database_url, tmp_path, monkeypatch
+):
+    """VACUUM (ANALYZE) runs on a connection of its own while output.csv is written."""
+    if not database_url.startswith("postgres"):
+        pytest.skip("PostgreSQL only")
+
+    def analyzed() -> bool:
+        row = database.execute_sql(
+            "SELECT last_vacuum IS NOT NULL AND last_analyze IS NOT NULL"
+            " FROM pg_stat_user_tables WHERE relid = 'app_user'::regclass"
+        ).fetchone()
+        return bool(row[0])
+
+    assert not analyzed()
+    run = load(users_zip(tmp_path / "a.zip", ["1", "2"]), env)
+    assert run.warnings == [] and analyzed()
+
+    def refused(table: str) -> None:
+        raise peewee.OperationalError("canceling statement due to statement timeout")
+
+    monkeypatch.setattr("shared.pipeline.refresh_statistics", refused)
+    run = load(users_zip(tmp_path / "b.zip", ["1", "3"]), env)
+    assert run.status == "succeeded" and (run.inserted, run.deleted) == (1, 1)
+    assert run.warnings == [
+        "refreshing the planner's statistics failed: OperationalError:"
+        " canceling statement due to statement timeout"
+    ]
