@@ -175,8 +175,32 @@ def _serve(tasks: Queue, outbox: Queue) -> None:
     """
     gc.disable()
     while True:
-        _read_share(*tasks.get(), outbox)
-        outbox.put(None)
+        try:
+            task = tasks.get(timeout=POLL_SECONDS)
+        except queue.Empty:
+            _stop_if_orphaned()
+            continue
+        _read_share(*task, outbox)
+        _send(outbox, None)
+
+
+def _send(outbox: Queue, message: object) -> None:
+    """Put `message` in the queue, waiting while it is full, as long as the loading
+    process lives."""
+    while True:
+        try:
+            outbox.put(message, timeout=POLL_SECONDS)
+            return
+        except queue.Full:
+            _stop_if_orphaned()
+
+
+def _stop_if_orphaned() -> None:
+    """End this helper once the process it reads for is gone (killed, say): nobody would
+    ever give it work again or take what it sends."""
+    parent = multiprocessing.parent_process()
+    if parent is not None and not parent.is_alive():
+        raise SystemExit(0)
 
 
 def _read_share(
@@ -197,11 +221,11 @@ def _read_share(
             known = stored_fingerprints
         with open_archive(path, limits) as archive:
             for judged in archive.scan(now_ms, known, chunk, share):
-                outbox.put(staged_rows(judged, image_path))
+                _send(outbox, staged_rows(judged, image_path))
     except ArchiveError as error:
-        outbox.put(ArchiveError(str(error)))
+        _send(outbox, ArchiveError(str(error)))
     except Exception as error:
-        outbox.put(HelperFailed(f"reading {path}: {type(error).__name__}: {error}"))
+        _send(outbox, HelperFailed(f"reading {path}: {type(error).__name__}: {error}"))
     finally:
         if database.obj is not None:
             database.close()

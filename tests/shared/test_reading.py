@@ -2,6 +2,9 @@
 
 import os
 import signal
+import subprocess
+import sys
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -120,3 +123,46 @@ def test_a_load_read_by_two_processes_stores_what_one_process_stores(store_db, t
         results.append((run.inserted, run.images, run.rejections, sorted(users)))
     assert results[0] == results[1]
     assert results[0][0] == DIRECTORY_CHUNK - 1 and results[0][1] == 1
+
+
+KILLED_READER = """
+import os, signal, sys
+from shared import reading
+from shared.archive import now_ms, open_archive
+from shared.config import ArchiveLimits, Settings
+
+if __name__ == "__main__":
+    with open_archive(sys.argv[1], ArchiveLimits()) as archive:
+        rows = reading.read_rows(archive, now_ms(), None, Settings().image_path, 2, "", 2)
+        next(rows)
+        print(reading._helpers[0].process.pid, flush=True)
+        os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
+
+
+def test_a_helper_ends_when_the_process_it_reads_for_is_killed(tmp_path):
+    """Otherwise it would wait for work, or to send a chunk, for ever."""
+    path = users_zip(tmp_path / "a.zip", [str(number) for number in range(60)])
+    script = tmp_path / "killed_reader.py"
+    script.write_text(KILLED_READER)
+    root = Path(__file__).resolve().parents[2]
+    reader = subprocess.Popen(
+        [sys.executable, str(script), str(path)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(root)},
+    )
+    helper = int(reader.stdout.readline())
+    assert reader.wait(timeout=30) == -signal.SIGKILL
+    deadline = time.monotonic() + 10
+    while running(helper) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not running(helper)
