@@ -20,7 +20,7 @@ import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -223,7 +223,7 @@ def _load(
         run.members_total = archive.member_count
         run.save(only=[Run.members_total])
         progress = _progress_saver(run, on_progress)
-        chunks = read_rows(
+        rows_read = read_rows(
             archive,
             now_ms(),
             staging.known,
@@ -231,9 +231,12 @@ def _load(
             settings.read_processes,
             settings.database_url,
         )
-        for rows in chunks:
-            staging.add(rows)
-            progress(rows.read, archive.member_count)
+        # Closed at once if staging fails, so that the reader's helpers stop then, not
+        # whenever the traceback lets go of the generator.
+        with closing(rows_read) as chunks:
+            for rows in chunks:
+                staging.add(rows)
+                progress(rows.read, archive.member_count)
         found = staging.resolve()
         _check_loadable(found)
         changes = staging.plan(settings.mode, modified_ms)
