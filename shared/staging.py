@@ -48,7 +48,7 @@ USER_TABLE = (
     ("user_id", "TEXT"),
     ("sort_key", "TEXT"),
     ("member", "TEXT"),
-    ("state", "INTEGER"),
+    ("state", f"INTEGER DEFAULT {VALID}"),
     ("reason", "TEXT"),
     ("first_name", "TEXT"),
     ("last_name", "TEXT"),
@@ -74,8 +74,11 @@ IMAGE_TABLE = (
     ("state", "INTEGER"),
     ("reason", "TEXT"),
 )
-USER_COLUMNS = tuple(column for column, _ in USER_TABLE)
+# Each kind of staged user file is written with the columns it fills; state defaults to VALID.
+VALID_COLUMNS = ("seq", "user_id", "sort_key", "member", "first_name", "last_name", "birthts")
+VALID_COLUMNS += ("birthdate", "birth_ymd", "csv_fingerprint")
 UNCHANGED_COLUMNS = ("seq", "user_id", "member", "state", "csv_fingerprint")
+FAILED_COLUMNS = ("seq", "user_id", "member", "state", "reason")
 IMAGE_COLUMNS = tuple(column for column, _ in IMAGE_TABLE)
 # The member columns of IMAGE_TABLE, in Member's order after its name.
 MEMBER_COLUMNS = ("member", "flags", "method", "crc", "compressed", "size", "member_offset")
@@ -171,8 +174,9 @@ class Staging:
     def add(self, rows: "Rows") -> None:
         """Stage one chunk of the archive, made into rows by `staged_rows`."""
         with database.atomic():
-            self._write(USERS, USER_COLUMNS, rows.users)
+            self._write(USERS, VALID_COLUMNS, rows.users)
             self._write(USERS, UNCHANGED_COLUMNS, rows.unchanged)
+            self._write(USERS, FAILED_COLUMNS, rows.failed)
             self._write(IMAGES, IMAGE_COLUMNS, rows.images)
         self.refused += rows.refused
 
@@ -412,6 +416,7 @@ class Rows:
 
     users: list[tuple]
     unchanged: list[tuple]
+    failed: list[tuple]
     images: list[tuple]
     refused: list[Rejection]
     read: int
@@ -434,15 +439,12 @@ def staged_rows(chunk: Chunk, image_path: Callable[[str], str]) -> Rows:
                 user.user_id,
                 sort_key(user.user_id),
                 user.member,
-                VALID,
-                None,
                 user.first_name,
                 user.last_name,
                 user.birthts,
                 birthdate,
                 birth_ymd,
                 user.csv_fingerprint,
-                None,
             )
         )
     # An unchanged user is staged with only what tells them apart (the merge reads the
@@ -451,11 +453,10 @@ def staged_rows(chunk: Chunk, image_path: Callable[[str], str]) -> Rows:
         (next(numbers), user_id, member, UNCHANGED, csv_fingerprint)
         for user_id, member, csv_fingerprint in chunk.unchanged
     ]
-    for rejection in chunk.failed:
-        users.append(
-            (next(numbers), rejection.user_id, None, rejection.member, FAILED, rejection.reason)
-            + (None,) * 7
-        )
+    failed = [
+        (next(numbers), rejection.user_id, rejection.member, FAILED, rejection.reason)
+        for rejection in chunk.failed
+    ]
     images = [
         (
             next(numbers),
@@ -474,7 +475,7 @@ def staged_rows(chunk: Chunk, image_path: Callable[[str], str]) -> Rows:
         + (NOT_PNG, rejection.reason)
         for rejection in chunk.not_png
     ]
-    return Rows(users, unchanged, images, chunk.refused, chunk.read, chunk.unpacked)
+    return Rows(users, unchanged, failed, images, chunk.refused, chunk.read, chunk.unpacked)
 
 
 def stored_fingerprints(user_ids: list[str]) -> dict[str, str]:
