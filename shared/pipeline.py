@@ -230,6 +230,7 @@ def _load(
             settings.image_path,
             settings.read_processes,
             settings.database_url,
+            as_csv=staging.as_csv,
         )
         # Closed at once if staging fails, so that the reader's helpers stop then, not
         # whenever the traceback lets go of the generator.

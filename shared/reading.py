@@ -4,10 +4,12 @@ between the loading process and helper processes, and come back in the directory
 Reading is pure Python and bound by the processor, so threads would take turns; processes
 run at once. Each helper opens the archive itself (and the store, for the fingerprints of
 a reload), reads every `parts`-th chunk, stepping over the others by their lengths, and
-makes it into staging rows, so the loading process only writes them; the rows travel back
-as plain tuples (which unpickle in half the time records take), through a queue that
-holds a few chunks at most, so memory stays bounded whatever the archive's size. The loading process hands the chunks
-on in order, so the first error in reading order is the one reported.
+makes it into staging rows, so the loading process only writes them. The rows travel back
+as plain tuples (which unpickle in half the time records take), or for PostgreSQL as the
+CSV text its COPY reads (which the loading process would otherwise write itself), through
+a queue that holds a few chunks at most, so memory stays bounded whatever the archive's
+size. The loading process hands the chunks on in order, so the first error in reading
+order is the one reported.
 """
 
 import gc
@@ -104,9 +106,10 @@ def read_rows(
     processes: int,
     database_url: str,
     chunk: int = DIRECTORY_CHUNK,
+    as_csv: bool = False,
 ) -> Iterator[Rows]:
     """The staging rows of `archive.scan(now_ms, known, chunk)`, read by up to `processes`
-    processes.
+    processes; `as_csv` as in `staged_rows`.
 
     An archive of one chunk is read here alone, and so is every archive while another load
     of this process has the helpers. The helpers look `known` up in the store at
@@ -116,7 +119,7 @@ def read_rows(
     parts = min(processes, chunks)
     if parts < 2 or not _helpers_lock.acquire(blocking=False):
         for judged in archive.scan(now_ms, known, chunk):
-            yield staged_rows(judged, image_path)
+            yield staged_rows(judged, image_path, as_csv)
         return
     finished = False
     try:
@@ -129,6 +132,7 @@ def read_rows(
                     database_url if known is not None else None,
                     now_ms,
                     image_path,
+                    as_csv,
                     chunk,
                     (part, parts),
                 )
@@ -137,7 +141,10 @@ def read_rows(
         unpacked = 0
         for index in range(chunks):
             part = index % parts
-            rows = staged_rows(next(mine), image_path) if part == 0 else helpers[part - 1].receive()
+            if part == 0:
+                rows = staged_rows(next(mine), image_path, as_csv)
+            else:
+                rows = helpers[part - 1].receive()
             if rows is None:
                 raise HelperFailed("a helper process ended its share of the archive too early")
             # Each process checks the bytes its own share unpacks to; the sum is checked here.
@@ -209,6 +216,7 @@ def _read_share(
     database_url: str | None,
     now_ms: int,
     image_path: ImagePath,
+    as_csv: bool,
     chunk: int,
     share: Share,
     outbox: Queue,
@@ -221,7 +229,7 @@ def _read_share(
             known = stored_fingerprints
         with open_archive(path, limits) as archive:
             for judged in archive.scan(now_ms, known, chunk, share):
-                _send(outbox, staged_rows(judged, image_path))
+                _send(outbox, staged_rows(judged, image_path, as_csv))
     except ArchiveError as error:
         _send(outbox, ArchiveError(str(error)))
     except Exception as error:

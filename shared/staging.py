@@ -94,6 +94,11 @@ COMPARED = (
     "csv_fingerprint",
 )
 PAGE = 10_000
+# PostgreSQL settings for the load's connection while it stages, reset after. With the
+# default 4 MB of work_mem the counts of a 100,000-user load sort on disk; the merge's
+# queries look costly enough to the planner for JIT compilation, which takes longer than
+# it saves on them.
+POSTGRES_SETTINGS = {"work_mem": "'64MB'", "jit": "off"}
 
 
 @dataclass
@@ -138,6 +143,9 @@ class Staging:
             database.execute_sql(f"SELECT 1 FROM {self.table} LIMIT 1").fetchone() is None
         )
         self._drop()
+        if self.postgres:
+            for name, value in POSTGRES_SETTINGS.items():
+                database.execute_sql(f"SET {name} = {value}")
         for name, columns in ((USERS, USER_TABLE), (IMAGES, IMAGE_TABLE)):
             definition = ", ".join(f"{column} {kind}" for column, kind in columns)
             database.execute_sql(f"CREATE TEMPORARY TABLE {name} ({definition})")
@@ -167,6 +175,9 @@ class Staging:
     def _drop(self) -> None:
         for name in (USERS, IMAGES, UPLOADS, GONE):
             database.execute_sql(f"DROP TABLE IF EXISTS {name}")
+        if self.postgres:
+            for name in POSTGRES_SETTINGS:
+                database.execute_sql(f"RESET {name}")
 
     @property
     def known(self) -> Callable[[list[str]], dict[str, str]] | None:
@@ -174,7 +185,8 @@ class Staging:
         return None if self._store_empty else stored_fingerprints
 
     def add(self, rows: "Rows") -> None:
-        """Stage one chunk of the archive, made into rows by `staged_rows`."""
+        """Stage one chunk of the archive, made into rows by `staged_rows` (as CSV text
+        on PostgreSQL, `as_csv`)."""
         with database.atomic():
             self._write(USERS, VALID_COLUMNS, rows.users)
             self._write(USERS, UNCHANGED_COLUMNS, rows.unchanged)
@@ -182,18 +194,18 @@ class Staging:
             self._write(IMAGES, IMAGE_COLUMNS, rows.images)
         self.refused += rows.refused
 
-    def _write(self, table: str, columns: tuple[str, ...], rows: list[tuple]) -> None:
+    @property
+    def as_csv(self) -> bool:
+        """Whether `staged_rows` should write the rows as CSV text: PostgreSQL COPYs it."""
+        return self.postgres
+
+    def _write(self, table: str, columns: tuple[str, ...], rows: "Batch") -> None:
         if not rows:
             return
         names = ", ".join(columns)
         cursor = database.cursor()
-        if self.postgres:
-            # CSV, because Python's csv module writes it in C. No staged text is ever empty,
-            # so an empty unquoted field can only be a NULL; "\r\n" line ends make the
-            # writer quote any field holding either character.
-            text = io.StringIO()
-            csv.writer(text, lineterminator="\r\n").writerows(rows)
-            text.seek(0)
+        if isinstance(rows, str):  # PostgreSQL's, written by staged_rows (`as_csv`)
+            text = io.StringIO(rows)
             cursor.copy_expert(f"COPY {table} ({names}) FROM STDIN WITH (FORMAT csv)", text)
         else:
             marks = ", ".join("?" * len(columns))
@@ -399,23 +411,29 @@ class Staging:
         )
 
 
+# One table's rows of a chunk: plain tuples, or the CSV text that PostgreSQL's COPY reads.
+# Either travels from a helper process cheaply (see `shared.reading`), and text is written
+# there, on the core the loading process does not use.
+Batch = list[tuple] | str
+
+
 @dataclass
 class Rows:
-    """One chunk of the archive as staging rows: plain tuples, which a helper process
-    builds and sends over cheaply (see `shared.reading`). `read` counts the entries read
-    so far, and `unpacked` is what this chunk's members unpack to, in bytes."""
+    """One chunk of the archive as staging rows. `read` counts the entries read so far,
+    and `unpacked` is what this chunk's members unpack to, in bytes."""
 
-    users: list[tuple]
-    unchanged: list[tuple]
-    failed: list[tuple]
-    images: list[tuple]
+    users: Batch
+    unchanged: Batch
+    failed: Batch
+    images: Batch
     refused: list[Rejection]
     read: int
     unpacked: int
 
 
-def staged_rows(chunk: Chunk, image_path: Callable[[str], str]) -> Rows:
-    """The staging rows of one chunk, each numbered (`seq`) by reading order.
+def staged_rows(chunk: Chunk, image_path: Callable[[str], str], as_csv: bool = False) -> Rows:
+    """The staging rows of one chunk, each numbered (`seq`) by reading order; with
+    `as_csv`, each table's rows as CSV text.
 
     A chunk yields at most one row per entry, so numbering from the chunk's first entry
     keeps every number unique and in order, whichever process builds the rows.
@@ -466,7 +484,21 @@ def staged_rows(chunk: Chunk, image_path: Callable[[str], str]) -> Rows:
         + (NOT_PNG, rejection.reason)
         for rejection in chunk.not_png
     ]
-    return Rows(users, unchanged, failed, images, chunk.refused, chunk.read, chunk.unpacked)
+    batches: list[Batch] = [users, unchanged, failed, images]
+    if as_csv:
+        batches = [csv_text(rows) for rows in (users, unchanged, failed, images)]
+    return Rows(*batches, chunk.refused, chunk.read, chunk.unpacked)
+
+
+def csv_text(rows: list[tuple]) -> str:
+    """`rows` as the CSV that PostgreSQL's COPY reads (Python's csv module writes it in C).
+
+    No staged text is ever empty, so an empty unquoted field can only be a NULL; "\r\n"
+    line ends make the writer quote any field holding either character.
+    """
+    text = io.StringIO()
+    csv.writer(text, lineterminator="\r\n").writerows(rows)
+    return text.getvalue()
 
 
 def stored_fingerprints(user_ids: list[str]) -> dict[str, str]:

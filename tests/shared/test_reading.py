@@ -42,17 +42,22 @@ def mixed_zip(path: Path) -> Path:
     return make_zip(path, members)
 
 
-def rows_of(path: Path, processes: int, chunk: int, known=None, url: str = "") -> list:
+def rows_of(
+    path: Path, processes: int, chunk: int, known=None, url: str = "", as_csv: bool = False
+) -> list:
     with open_archive(path, ArchiveLimits()) as archive:
-        return list(read_rows(archive, now_ms(), known, IMAGE_PATH, processes, url, chunk))
+        rows = read_rows(archive, now_ms(), known, IMAGE_PATH, processes, url, chunk, as_csv)
+        return list(rows)
 
 
+@pytest.mark.parametrize("as_csv", [False, True], ids=["tuples", "csv"])
 @pytest.mark.parametrize("processes", [2, 3])
-def test_helpers_read_the_same_rows_in_the_same_order(tmp_path, processes):
+def test_helpers_read_the_same_rows_in_the_same_order(tmp_path, processes, as_csv):
     path = mixed_zip(tmp_path / "a.zip")
-    alone = rows_of(path, 1, chunk=4)
+    alone = rows_of(path, 1, chunk=4, as_csv=as_csv)
     assert len(alone) > processes * 3
-    assert rows_of(path, processes, chunk=4) == alone
+    assert all(isinstance(rows.users, str) == as_csv for rows in alone)
+    assert rows_of(path, processes, chunk=4, as_csv=as_csv) == alone
 
 
 def test_helpers_look_up_the_stored_fingerprints_themselves(store_db, database_url, tmp_path):

@@ -19,7 +19,7 @@ def staged(path: Path, chunk: int):
     """The archive staged a few members at a time, and what the cross-member rules found."""
     with open_archive(path, ArchiveLimits()) as archive, Staging() as staging:
         for part in archive.scan(now_ms(), staging.known, chunk=chunk):
-            staging.add(staged_rows(part, Settings().image_path))
+            staging.add(staged_rows(part, Settings().image_path, staging.as_csv))
         return staging.resolve()
 
 
