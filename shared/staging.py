@@ -97,8 +97,10 @@ PAGE = 10_000
 # PostgreSQL settings for the load's connection while it stages, reset after. With the
 # default 4 MB of work_mem the counts of a 100,000-user load sort on disk; the merge's
 # queries look costly enough to the planner for JIT compilation, which takes longer than
-# it saves on them.
-POSTGRES_SETTINGS = {"work_mem": "'64MB'", "jit": "off"}
+# it saves on them; and the planner only needs rough statistics of the staged users (how
+# many, how many distinct ids) to hash them, which a sample of 3,000 rows gives in a
+# third of the time the default 30,000 take.
+POSTGRES_SETTINGS = {"work_mem": "'64MB'", "jit": "off", "default_statistics_target": "10"}
 
 
 @dataclass

@@ -266,6 +266,31 @@ def test_output_csv_orders_numeric_ids_numerically_then_the_others(env, tmp_path
     assert sort_key("9") < sort_key("10") < sort_key("a")
 
 
+def test_output_csv_is_what_pythons_csv_writer_writes_on_every_store(env, tmp_path):
+    """PostgreSQL writes output.csv itself (COPY); its quoting must be the csv module's."""
+    names = {
+        "1": b'"O""Brien, Jr",Zo\xc3\xab,0\n',
+        "2": b'A  B,"x,y",1\n',
+        "3": b"\\.,'quoted',2\n",
+    }
+    members = {
+        f"{user_id}.csv": b"first_name,last_name,birthts\n" + row for user_id, row in names.items()
+    }
+    load(make_zip(tmp_path / "a.zip", {**members, "2.png": PNG}), env)
+    expected = io.StringIO()
+    writer = csv.writer(expected, lineterminator="\n")
+    writer.writerow(["user_id", "first_name", "last_name", "birthts", "img_path"])
+    writer.writerows(
+        [
+            ["1", 'O"Brien, Jr', "Zoë", 0, ""],
+            ["2", "A  B", "x,y", 1, "processed/images/2.png"],
+            ["3", "\\.", "'quoted'", 2, ""],
+        ]
+    )
+    export_csv(tmp_path / "output.csv")
+    assert (tmp_path / "output.csv").read_text(encoding="utf-8") == expected.getvalue()
+
+
 def test_sort_keys_compare_byte_by_byte_on_postgresql_whatever_its_locale(store_db, database_url):
     """Under a locale such as en_US, PostgreSQL would put the padded numeric keys last.
 
