@@ -164,8 +164,8 @@ def export_csv(path: Path) -> Path:
     numeric order.
 
     Rows stream from the store to the file, so a store of millions of users is never held
-    in memory. PostgreSQL writes the CSV itself (`COPY ... TO STDOUT`, a third of the time
-    Python's writer takes there); from SQLite the raw cursor's rows go to Python's csv
+    in memory. PostgreSQL writes the CSV itself (`COPY ... TO STDOUT`, with no Python work
+    per row; see docs/BENCHMARKS.md); from SQLite the raw cursor's rows go to Python's csv
     writer (peewee's per-value conversion would double the cost of a 1M-row export). Both
     write the same bytes: no text in the store is empty, and a user without an image has
     an empty, unquoted img_path.

@@ -98,8 +98,8 @@ PAGE = 10_000
 # default 4 MB of work_mem the counts of a 100,000-user load sort on disk; the merge's
 # queries look costly enough to the planner for JIT compilation, which takes longer than
 # it saves on them; and the planner only needs rough statistics of the staged users (how
-# many, how many distinct ids) to hash them, which a sample of 3,000 rows gives in a
-# third of the time the default 30,000 take.
+# many, how many distinct ids) to hash them, which a sample of 3,000 rows gives (the
+# default takes 30,000). Timed per statement in docs/BENCHMARKS.md.
 POSTGRES_SETTINGS = {"work_mem": "'64MB'", "jit": "off", "default_statistics_target": "10"}
 
 
@@ -486,9 +486,8 @@ def staged_rows(chunk: Chunk, image_path: Callable[[str], str], as_csv: bool = F
         + (NOT_PNG, rejection.reason)
         for rejection in chunk.not_png
     ]
-    batches: list[Batch] = [users, unchanged, failed, images]
-    if as_csv:
-        batches = [csv_text(rows) for rows in (users, unchanged, failed, images)]
+    tables = (users, unchanged, failed, images)
+    batches: list[Batch] = [csv_text(rows) for rows in tables] if as_csv else list(tables)
     return Rows(*batches, chunk.refused, chunk.read, chunk.unpacked)
 
 
