@@ -13,9 +13,9 @@ import peewee
 from psycopg2.extras import execute_values
 
 from shared.ages import birthdate_of, ymd
-from shared.db import database, record_data_change, refresh_statistics
+from shared.db import database, record_data_change, settle
 from shared.demo import BIRTH_RANGE_MS, FIRST_NAMES, IMAGE_SHARE, LAST_NAMES
-from shared.models import Run, User, sort_key, utcnow
+from shared.models import FILTERED_COLUMNS, Run, User, sort_key, utcnow
 
 COLUMNS = (
     "user_id",
@@ -84,4 +84,4 @@ def fill_users(users: int, seed: int = 2) -> None:
             marks = ", ".join("?" * len(COLUMNS))
             cursor.executemany(f"INSERT INTO {table} ({columns}) VALUES ({marks})", rows)  # noqa: S608
         record_data_change()
-    refresh_statistics(table)
+    settle(table, FILTERED_COLUMNS)

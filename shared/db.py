@@ -211,14 +211,22 @@ def record_data_change() -> None:
         DataVersion.create(number=1, changed_at=now)
 
 
-def refresh_statistics(table: str) -> None:
-    """Let PostgreSQL's planner see a bulk load at once instead of after autovacuum.
+def settle(table: str, columns: Sequence[str]) -> None:
+    """Finish a bulk write of `table` for its readers; a load runs this beside its export.
 
-    Without fresh statistics and visibility map it scans the table rather than the
-    covering index that answers /stats. SQLite's planner needs no such help here.
+    PostgreSQL: VACUUM (ANALYZE) of the `columns` that queries filter on, so that the
+    planner sees the load at once instead of after autovacuum; without fresh statistics
+    and visibility map it scans the table rather than the covering index that counts the
+    users. Analyzing every column would take twice as long; an ANALYZE of some columns
+    leaves the table's count of changes as it was, so autovacuum still analyzes the rest
+    soon after. SQLite: a checkpoint, which copies the write-ahead log into the database
+    file; a load turns the automatic one off for its commit (`shared.staging`), where the
+    load would wait for it.
     """
     if isinstance(database.obj, peewee.PostgresqlDatabase):
-        database.execute_sql(f"VACUUM (ANALYZE) {table}")
+        database.execute_sql(f"VACUUM (ANALYZE) {table} ({', '.join(columns)})")
+    else:
+        database.execute_sql("PRAGMA wal_checkpoint(PASSIVE)")
 
 
 @contextmanager

@@ -153,6 +153,11 @@ class User(BaseModel):
         indexes = ((("birthts", "birth_ymd", "img_path"), False),)
 
 
+# The user columns the API's filters and searches compare (shared.queries): a load brings
+# the planner's statistics of these up to date at once (shared.db.settle), and leaves the
+# others to autovacuum.
+FILTERED_COLUMNS = ("user_id", "first_name", "last_name", "birthts", "birth_ymd", "img_path")
+
 MODELS: tuple[type[BaseModel], ...] = (Run, User)
 
 

@@ -30,8 +30,8 @@ import peewee
 
 from shared.archive import Archive, ArchiveError, ImageRef, now_ms, open_archive
 from shared.config import OUTPUT_KEY, Settings, image_key
-from shared.db import database, load_lock, record_data_change, refresh_statistics
-from shared.models import Run, User, utcnow
+from shared.db import data_version, database, load_lock, record_data_change, settle
+from shared.models import FILTERED_COLUMNS, Run, User, utcnow
 from shared.reading import read_rows
 from shared.staging import Changes, Found, Staging
 from shared.storage import ProcessedStore
@@ -267,24 +267,20 @@ def _after_commit(
             return None
 
     with ThreadPoolExecutor(max_workers=1) as beside:
-        # PostgreSQL's VACUUM (ANALYZE) takes a tenth of a 100k-user load; on a connection
-        # of its own it runs while output.csv is written.
-        statistics = (
-            beside.submit(_refresh_statistics)
-            if run.inserted or run.updated or run.deleted
-            else None
-        )
+        # PostgreSQL's VACUUM (ANALYZE) and SQLite's checkpoint each take about as long
+        # as the export; on a connection of their own they run while output.csv is written.
+        settling = beside.submit(_settle) if run.inserted or run.updated or run.deleted else None
         _clean_up_and_export(images_to_delete, store, csv_out, attempt)
-        if statistics is not None:
-            attempt("refreshing the planner's statistics", statistics.result)
+        if settling is not None:
+            attempt("settling the store for its readers", settling.result)
     run.warnings = warnings
     _finish(run, "succeeded")
 
 
-def _refresh_statistics() -> None:
-    """`refresh_statistics` from a thread of its own, whose connection it closes after."""
+def _settle() -> None:
+    """`settle` from a thread of its own, whose connection it closes after."""
     try:
-        refresh_statistics(User._meta.table_name)
+        settle(User._meta.table_name, FILTERED_COLUMNS)
     finally:
         database.close()
 
@@ -296,21 +292,38 @@ def _clean_up_and_export(
     attempt: Callable[[str, Callable[[], object]], object],
 ) -> None:
     """Delete the images no user has any more, then write output.csv to the store (and
-    to `csv_out`)."""
+    to `csv_out`).
+
+    The store's output.csv carries the data version it was written from; when that is
+    the current one (a reload that changed nothing), it is not written again.
+    """
     if images_to_delete:
         keys = [image_key(user_id) for user_id in images_to_delete]
         attempt(
             f"deleting {len(keys)} old images from {store.label}", lambda: store.delete_many(keys)
         )
+    version = data_version()
+    if csv_out is None and _stored_version(store) == version:
+        return
     with tempfile.TemporaryDirectory(prefix="zipflow-export-") as scratch:
         output = Path(scratch) / OUTPUT_KEY
         if attempt(f"exporting {OUTPUT_KEY}", lambda: export_csv(output)) is not None:
             attempt(
                 f"writing {OUTPUT_KEY} to {store.label}",
-                lambda: store.put(OUTPUT_KEY, output, "text/csv; charset=utf-8"),
+                lambda: store.put(OUTPUT_KEY, output, "text/csv; charset=utf-8", version),
             )
             if csv_out is not None:
                 attempt(f"writing {csv_out}", lambda: shutil.copyfile(output, csv_out))
+
+
+def _stored_version(store: ProcessedStore) -> str | None:
+    """The data version of the store's output.csv; None when it cannot be read either,
+    so output.csv is written again (and a store that is away fails that, with a warning)."""
+    try:
+        return store.version_of(OUTPUT_KEY)
+    except Exception as error:
+        log.info("could not read the version of %s in %s: %s", OUTPUT_KEY, store.label, error)
+        return None
 
 
 def _check_loadable(found: Found) -> None:

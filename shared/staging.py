@@ -101,6 +101,12 @@ PAGE = 10_000
 # many, how many distinct ids) to hash them, which a sample of 3,000 rows gives (the
 # default takes 30,000). Timed per statement in docs/BENCHMARKS.md.
 POSTGRES_SETTINGS = {"work_mem": "'64MB'", "jit": "off", "default_statistics_target": "10"}
+# SQLite settings for the load's connection while it stages, restored after. Page caches
+# of 64 MB for the store and for the staged tables instead of 2 MB each (which the merge
+# of a 100,000-user load outgrows many times over), and no automatic checkpoint at the
+# merge's commit, where the load would wait while the write-ahead log is copied into the
+# database file: `shared.db.settle` runs it beside the export.
+SQLITE_SETTINGS = {"cache_size": -65_536, "temp.cache_size": -65_536, "wal_autocheckpoint": 0}
 
 
 @dataclass
@@ -144,10 +150,19 @@ class Staging:
         self._store_empty = (
             database.execute_sql(f"SELECT 1 FROM {self.table} LIMIT 1").fetchone() is None
         )
+        # What SQLITE_SETTINGS replaced, for `_drop` to put back.
+        self._sqlite_defaults: dict[str, int] = {}
         self._drop()
         if self.postgres:
             for name, value in POSTGRES_SETTINGS.items():
                 database.execute_sql(f"SET {name} = {value}")
+        else:
+            self._sqlite_defaults = {
+                name: database.execute_sql(f"PRAGMA {name}").fetchone()[0]
+                for name in SQLITE_SETTINGS
+            }
+            for name, value in SQLITE_SETTINGS.items():
+                database.execute_sql(f"PRAGMA {name} = {value}")
         for name, columns in ((USERS, USER_TABLE), (IMAGES, IMAGE_TABLE)):
             definition = ", ".join(f"{column} {kind}" for column, kind in columns)
             database.execute_sql(f"CREATE TEMPORARY TABLE {name} ({definition})")
@@ -175,11 +190,14 @@ class Staging:
             self._drop()
 
     def _drop(self) -> None:
+        """Drop the staged tables and put the connection's settings back."""
         for name in (USERS, IMAGES, UPLOADS, GONE):
             database.execute_sql(f"DROP TABLE IF EXISTS {name}")
         if self.postgres:
             for name in POSTGRES_SETTINGS:
                 database.execute_sql(f"RESET {name}")
+        for name, value in self._sqlite_defaults.items():
+            database.execute_sql(f"PRAGMA {name} = {value}")
 
     @property
     def known(self) -> Callable[[list[str]], dict[str, str]] | None:

@@ -27,11 +27,19 @@ class ProcessedStore(Protocol):
 
     label: str
 
-    def put(self, key: str, data: bytes | Path, content_type: str) -> None:
-        """Store `data` at `key`: bytes, or a file holding them (output.csv can be large)."""
+    def put(
+        self, key: str, data: bytes | Path, content_type: str, version: str | None = None
+    ) -> None:
+        """Store `data` at `key`: bytes, or a file holding them (output.csv can be large),
+        with the data `version` it was written from, if any."""
         ...
 
     def get(self, key: str) -> bytes | None: ...
+
+    def version_of(self, key: str) -> str | None:
+        """The data version `put` stored with the object at `key`; None when there is no
+        object, it was stored without one, or it was replaced since."""
+        ...
 
     def delete_many(self, keys: Iterable[str]) -> None: ...
 
@@ -51,7 +59,11 @@ class LocalStore:
             raise ValueError(f"object key {key!r} points outside {self.base}")
         return path
 
-    def put(self, key: str, data: bytes | Path, content_type: str) -> None:
+    def put(
+        self, key: str, data: bytes | Path, content_type: str, version: str | None = None
+    ) -> None:
+        """Write the object, then its version beside it (`<key>.version`), so that a
+        version file older than its object means the object was replaced since."""
         path = self._path(key)
         if path.parent not in self._folders:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -62,14 +74,32 @@ class LocalStore:
         else:
             partial.write_bytes(data)
         partial.replace(path)
+        if version is not None:
+            marker = _version_file(path)
+            marker.with_name(marker.name + ".part").write_text(version)
+            marker.with_name(marker.name + ".part").replace(marker)
 
     def get(self, key: str) -> bytes | None:
         path = self._path(key)
         return path.read_bytes() if path.is_file() else None
 
+    def version_of(self, key: str) -> str | None:
+        path = self._path(key)
+        marker = _version_file(path)
+        try:
+            if marker.stat().st_mtime_ns < path.stat().st_mtime_ns:
+                return None
+            return marker.read_text()
+        except FileNotFoundError:
+            return None
+
     def delete_many(self, keys: Iterable[str]) -> None:
         for key in keys:
             self._path(key).unlink(missing_ok=True)
+
+
+def _version_file(path: Path) -> Path:
+    return path.with_name(path.name + ".version")
 
 
 def processed_store(settings: Settings) -> ProcessedStore:
@@ -156,6 +186,10 @@ def minio_client(settings: Settings, http_client: urllib3.PoolManager | None = N
     )
 
 
+# The user metadata `MinioStore.put` stores an object's data version in.
+VERSION_METADATA = "X-Amz-Meta-Zipflow-Data-Version"
+
+
 class MinioStore:
     """The processed bucket in MinIO."""
 
@@ -164,13 +198,34 @@ class MinioStore:
         self.bucket = bucket
         self.label = f"s3://{bucket}"
 
-    def put(self, key: str, data: bytes | Path, content_type: str) -> None:
+    def put(
+        self, key: str, data: bytes | Path, content_type: str, version: str | None = None
+    ) -> None:
+        """Upload the object, with its `version` as user metadata, which MinIO drops when
+        anything replaces the object."""
+        metadata = {VERSION_METADATA: version} if version is not None else None
         if isinstance(data, Path):
-            self.client.fput_object(self.bucket, key, str(data), content_type=content_type)
+            self.client.fput_object(
+                self.bucket, key, str(data), content_type=content_type, metadata=metadata
+            )
         else:
             self.client.put_object(
-                self.bucket, key, BytesIO(data), len(data), content_type=content_type
+                self.bucket,
+                key,
+                BytesIO(data),
+                len(data),
+                content_type=content_type,
+                metadata=metadata,
             )
+
+    def version_of(self, key: str) -> str | None:
+        try:
+            found = self.client.stat_object(self.bucket, key)
+        except S3Error as error:
+            if error.code in ("NoSuchKey", "NoSuchObject"):
+                return None
+            raise
+        return (found.metadata or {}).get(VERSION_METADATA)
 
     def get(self, key: str) -> bytes | None:
         try:

@@ -160,7 +160,7 @@ class WatchingStore(LocalStore):
         super().__init__(root, bucket)
         self.seen: list[tuple[str, str]] = []
 
-    def put(self, key: str, data: bytes, content_type: str) -> None:
+    def put(self, key: str, data: bytes, content_type: str, version: str | None = None) -> None:
         def read() -> None:
             self.seen.append((key, data_version()))
             database.close()
@@ -168,7 +168,7 @@ class WatchingStore(LocalStore):
         reader = threading.Thread(target=read)
         reader.start()
         reader.join()
-        super().put(key, data, content_type)
+        super().put(key, data, content_type, version)
 
 
 def test_the_data_version_commits_with_the_users(env, tmp_path):

@@ -28,7 +28,7 @@ from shared.db import (
     record_data_change,
 )
 from shared.demo import user_csv
-from shared.models import MODELS, Run, User, create_schema, sort_key
+from shared.models import FILTERED_COLUMNS, MODELS, Run, User, create_schema, sort_key
 from shared.pipeline import Job, OutputPathError, export_csv, process, record_skipped
 from shared.storage import LocalStore
 from tests.shared.zips import IVAN, PNG, make_zip, users_zip
@@ -226,11 +226,11 @@ class FailingStore(LocalStore):
         self.writes = 0
         self.fail_after = fail_after
 
-    def put(self, key: str, data: bytes, content_type: str) -> None:
+    def put(self, key: str, data: bytes, content_type: str, version: str | None = None) -> None:
         self.writes += 1
         if self.writes > self.fail_after:
             raise ConnectionError("object store unreachable")
-        super().put(key, data, content_type)
+        super().put(key, data, content_type, version)
 
 
 def test_storage_trouble_during_a_load_rolls_back_and_is_raised_for_a_retry(env, tmp_path):
@@ -486,10 +486,10 @@ def test_a_snapshot_keeps_a_user_whose_file_is_present_but_rejected(env, tmp_pat
 class StoreFailingAfterTheCommit(LocalStore):
     """A processed bucket that takes images but fails the steps after the commit."""
 
-    def put(self, key: str, data: bytes, content_type: str) -> None:
+    def put(self, key: str, data: bytes, content_type: str, version: str | None = None) -> None:
         if key == "output.csv":
             raise ConnectionError("object store unreachable")
-        super().put(key, data, content_type)
+        super().put(key, data, content_type, version)
 
     def delete_many(self, keys) -> None:
         raise ConnectionError("object store unreachable")
@@ -617,14 +617,93 @@ def test_postgresql_statistics_are_refreshed_after_a_load_and_a_failure_is_a_war
     assert not analyzed()
     run = load(users_zip(tmp_path / "a.zip", ["1", "2"]), env)
     assert run.warnings == [] and analyzed()
+    with_statistics = database.execute_sql(
+        "SELECT attname FROM pg_stats WHERE schemaname = current_schema()"
+        " AND tablename = 'app_user' ORDER BY attname"
+    ).fetchall()
+    assert [name for (name,) in with_statistics] == sorted(FILTERED_COLUMNS)
 
-    def refused(table: str) -> None:
+    def refused(table: str, columns) -> None:
         raise peewee.OperationalError("canceling statement due to statement timeout")
 
-    monkeypatch.setattr("shared.pipeline.refresh_statistics", refused)
+    monkeypatch.setattr("shared.pipeline.settle", refused)
     run = load(users_zip(tmp_path / "b.zip", ["1", "3"]), env)
     assert run.status == "succeeded" and (run.inserted, run.deleted) == (1, 1)
     assert run.warnings == [
-        "refreshing the planner's statistics failed: OperationalError:"
+        "settling the store for its readers failed: OperationalError:"
         " canceling statement due to statement timeout"
     ]
+
+
+def test_an_unchanged_reload_keeps_output_csv_and_any_other_reload_writes_it(env, tmp_path):
+    """output.csv carries the data version it was written from: a load that changed
+    nothing leaves it, and one whose output.csv went missing or was replaced writes it."""
+    settings, store = env
+    output = settings.data_dir / "processed/output.csv"
+    archive = users_zip(tmp_path / "a.zip", ["1", "2"])
+    load(archive, env)
+    assert store.version_of("output.csv") == data_version()
+    written = output.stat().st_mtime_ns
+    assert load(archive, env).unchanged == 2
+    assert output.stat().st_mtime_ns == written, "an unchanged reload rewrote output.csv"
+
+    output.unlink()
+    load(archive, env)
+    assert output.read_text().splitlines()[1:] == [
+        "1,First1,Last1,946684800000,",
+        "2,First2,Last2,946684800000,",
+    ]
+    output.write_text("edited by hand\n")
+    assert store.version_of("output.csv") is None
+    load(archive, env)
+    assert output.read_text().startswith("user_id,first_name")
+
+    changed = load(users_zip(tmp_path / "b.zip", ["1", "3"]), env)
+    assert (changed.inserted, changed.deleted) == (1, 1)
+    assert [line.split(",")[0] for line in output.read_text().splitlines()] == [
+        "user_id",
+        "1",
+        "3",
+    ]
+    assert store.version_of("output.csv") == data_version()
+
+
+def test_an_unchanged_reload_still_writes_the_csv_out_it_is_asked_for(env, tmp_path):
+    archive = users_zip(tmp_path / "a.zip", ["1"])
+    load(archive, env)
+    settings, store = env
+    csv_out = tmp_path / "copy.csv"
+    process(Job(archive, "a.zip"), settings, store, csv_out=csv_out)
+    assert csv_out.read_text().splitlines()[1] == "1,First1,Last1,946684800000,"
+
+
+def test_a_store_that_cannot_say_output_csvs_version_gets_it_written_again(env, tmp_path):
+    settings, _ = env
+
+    class Unsure(LocalStore):
+        def version_of(self, key: str) -> str | None:
+            raise ConnectionError("object store unreachable")
+
+    archive = users_zip(tmp_path / "a.zip", ["1"])
+    load(archive, env)
+    output = settings.data_dir / "processed/output.csv"
+    output.unlink()
+    unsure = Unsure(settings.data_dir, settings.processed_bucket)
+    run = process(Job(archive, "a.zip"), settings, unsure)
+    assert (run.status, run.warnings) == ("succeeded", [])
+    assert output.read_text().splitlines()[1] == "1,First1,Last1,946684800000,"
+
+
+def test_sqlite_copies_a_load_into_the_database_file_after_its_commit(env, tmp_path, store_db):
+    """The load's commit skips SQLite's automatic checkpoint; the load runs it after, so
+    the database file alone, without its write-ahead log, holds the new users."""
+    if isinstance(store_db, peewee.PostgresqlDatabase):
+        pytest.skip("SQLite only")
+    load(users_zip(tmp_path / "a.zip", [str(n) for n in range(1, 301)]), env)
+    copy = tmp_path / "alone.db"
+    copy.write_bytes(Path(store_db.database).read_bytes())
+    alone = sqlite3.connect(copy)
+    try:
+        assert alone.execute("SELECT count(*) FROM app_user").fetchone()[0] == 300
+    finally:
+        alone.close()

@@ -3,6 +3,7 @@
 from dataclasses import replace
 from pathlib import Path
 
+import peewee
 import pytest
 
 from shared.archive import now_ms, open_archive
@@ -93,3 +94,25 @@ def test_a_snapshot_deletes_absent_users_and_their_images_set_wise(store_db, tmp
     assert sorted(int(u.user_id) for u in User.select()) == list(range(5))
     assert not (settings.data_dir / "processed/images/3.png").exists()
     assert (settings.data_dir / "processed/images/4.png").exists()
+
+
+def test_a_load_gives_its_connection_back_with_sqlites_settings_as_they_were(store_db, tmp_path):
+    """The load's larger page caches and its commit without a checkpoint end with it,
+    whether it succeeded or failed."""
+    if isinstance(store_db, peewee.PostgresqlDatabase):
+        pytest.skip("SQLite only: PostgreSQL RESETs its settings, tested with the load")
+    settings = replace(Settings(), data_dir=tmp_path / "data")
+    store = LocalStore(settings.data_dir, settings.processed_bucket)
+
+    def current() -> dict[str, int]:
+        names = ("cache_size", "temp.cache_size", "wal_autocheckpoint")
+        return {name: database.execute_sql(f"PRAGMA {name}").fetchone()[0] for name in names}
+
+    before = current()
+    assert before["wal_autocheckpoint"] > 0
+    good = users_zip(tmp_path / "good.zip", ["1", "2"])
+    assert process(Job(good, "good.zip"), settings, store).status == "succeeded"
+    assert current() == before
+    bad = make_zip(tmp_path / "bad.zip", {"1.csv": b"broken"})
+    assert process(Job(bad, "bad.zip"), settings, store).status == "failed"
+    assert current() == before

@@ -320,11 +320,11 @@ class FailingStore(MinioStore):
         super().__init__(minio, bucket)
         self.failures = failures
 
-    def put(self, key: str, data: bytes, content_type: str) -> None:
+    def put(self, key: str, data: bytes, content_type: str, version: str | None = None) -> None:
         if self.failures:
             self.failures -= 1
             raise ConnectionError("MinIO unreachable")
-        super().put(key, data, content_type)
+        super().put(key, data, content_type, version)
 
 
 def test_reprocess_that_failed_transiently_is_retried_on_redelivery(
