@@ -27,9 +27,9 @@ from shared.ages import age_between, iso_from_ymd, ymd
 from shared.aggregate import UserAggregate
 from shared.config import Settings, image_key
 from shared.db import data_version, database
+from shared.export import OUTPUT_HEADER
 from shared.messages import read_json
 from shared.models import Run, queue_run, utcnow
-from shared.pipeline import OUTPUT_HEADER
 from shared.queries import (
     UserFilter,
     UserRow,

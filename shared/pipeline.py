@@ -12,7 +12,6 @@ after the commit that fails leaves the run `succeeded`, with the step named in i
 `warnings`.
 """
 
-import csv
 import gc
 import logging
 import os
@@ -26,11 +25,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import TypeVar
 
-import peewee
-
 from shared.archive import Archive, ArchiveError, ImageRef, now_ms, open_archive
 from shared.config import OUTPUT_KEY, Settings, image_key
 from shared.db import data_version, database, load_lock, record_data_change, settle
+from shared.export import export_csv
 from shared.models import FILTERED_COLUMNS, Run, User, utcnow
 from shared.reading import read_rows
 from shared.staging import Changes, Found, Staging
@@ -38,7 +36,6 @@ from shared.storage import ProcessedStore
 
 log = logging.getLogger(__name__)
 
-OUTPUT_HEADER = ("user_id", "first_name", "last_name", "birthts", "img_path")
 T = TypeVar("T")
 
 
@@ -95,7 +92,7 @@ def process(
             except Exception:
                 log.exception("run %s: could not record the failure", run.id)
             raise
-        _after_commit(run, images_to_delete, store, csv_out)
+        _after_commit(run, images_to_delete, store, csv_out, settings)
         return run
 
 
@@ -157,32 +154,6 @@ def record_skipped(
     run.status, run.note, run.started_at, run.finished_at = "skipped", note, now, now
     run.save()
     return run
-
-
-def export_csv(path: Path) -> Path:
-    """Write output.csv from the store to `path`, and return it: every user, numeric ids in
-    numeric order.
-
-    Rows stream from the store to the file, so a store of millions of users is never held
-    in memory. PostgreSQL writes the CSV itself (`COPY ... TO STDOUT`, with no Python work
-    per row; see docs/BENCHMARKS.md); from SQLite the raw cursor's rows go to Python's csv
-    writer (peewee's per-value conversion would double the cost of a 1M-row export). Both
-    write the same bytes: no text in the store is empty, and a user without an image has
-    an empty, unquoted img_path.
-    """
-    columns = (User.user_id, User.first_name, User.last_name, User.birthts)
-    with path.open("w", encoding="utf-8", newline="") as out, database.atomic():
-        if isinstance(database.obj, peewee.PostgresqlDatabase):
-            select, params = User.select(*columns, User.img_path).order_by(User.sort_key).sql()
-            cursor = database.cursor()
-            query = cursor.mogrify(select, params).decode()
-            cursor.copy_expert(f"COPY ({query}) TO STDOUT WITH (FORMAT csv, HEADER)", out)
-            return path
-        writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(OUTPUT_HEADER)
-        image = peewee.fn.COALESCE(User.img_path, "")
-        writer.writerows(database.execute(User.select(*columns, image).order_by(User.sort_key)))
-    return path
 
 
 def _start_run(job: Job, mode: str) -> Run:
@@ -249,7 +220,11 @@ def _load(
 
 
 def _after_commit(
-    run: Run, images_to_delete: list[str], store: ProcessedStore, csv_out: Path | None
+    run: Run,
+    images_to_delete: list[str],
+    store: ProcessedStore,
+    csv_out: Path | None,
+    settings: Settings,
 ) -> None:
     """Finish a committed load, and record the run as succeeded whatever fails here.
 
@@ -267,10 +242,10 @@ def _after_commit(
             return None
 
     with ThreadPoolExecutor(max_workers=1) as beside:
-        # PostgreSQL's VACUUM (ANALYZE) and SQLite's checkpoint each take about as long
-        # as the export; on a connection of their own they run while output.csv is written.
+        # PostgreSQL's VACUUM (ANALYZE) or SQLite's checkpoint, on a connection of its
+        # own while output.csv is written rather than after it.
         settling = beside.submit(_settle) if run.inserted or run.updated or run.deleted else None
-        _clean_up_and_export(images_to_delete, store, csv_out, attempt)
+        _clean_up_and_export(images_to_delete, store, csv_out, settings, attempt)
         if settling is not None:
             attempt("settling the store for its readers", settling.result)
     run.warnings = warnings
@@ -289,6 +264,7 @@ def _clean_up_and_export(
     images_to_delete: list[str],
     store: ProcessedStore,
     csv_out: Path | None,
+    settings: Settings,
     attempt: Callable[[str, Callable[[], object]], object],
 ) -> None:
     """Delete the images no user has any more, then write output.csv to the store (and
@@ -307,7 +283,13 @@ def _clean_up_and_export(
         return
     with tempfile.TemporaryDirectory(prefix="zipflow-export-") as scratch:
         output = Path(scratch) / OUTPUT_KEY
-        if attempt(f"exporting {OUTPUT_KEY}", lambda: export_csv(output)) is not None:
+        if (
+            attempt(
+                f"exporting {OUTPUT_KEY}",
+                lambda: export_csv(output, settings.database_url, settings.read_processes),
+            )
+            is not None
+        ):
             attempt(
                 f"writing {OUTPUT_KEY} to {store.label}",
                 lambda: store.put(OUTPUT_KEY, output, "text/csv; charset=utf-8", version),

@@ -9,7 +9,8 @@ as plain tuples (which unpickle in half the time records take), or for PostgreSQ
 CSV text its COPY reads (which the loading process would otherwise write itself), through
 a queue that holds a few chunks at most, so memory stays bounded whatever the archive's
 size. The loading process hands the chunks on in order, so the first error in reading
-order is the one reported.
+order is the one reported. Between reads, a load may give a helper other work
+(`in_helper`): half of output.csv, say (`shared.export`).
 """
 
 import gc
@@ -17,6 +18,7 @@ import multiprocessing
 import queue
 import threading
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from multiprocessing.queues import Queue
 from pathlib import Path
 
@@ -127,14 +129,17 @@ def read_rows(
         for part, helper in enumerate(helpers, start=1):
             helper.tasks.put(
                 (
-                    archive.path,
-                    archive.limits,
-                    database_url if known is not None else None,
-                    now_ms,
-                    image_path,
-                    as_csv,
-                    chunk,
-                    (part, parts),
+                    _read_share,
+                    (
+                        archive.path,
+                        archive.limits,
+                        database_url if known is not None else None,
+                        now_ms,
+                        image_path,
+                        as_csv,
+                        chunk,
+                        (part, parts),
+                    ),
                 )
             )
         mine = archive.scan(now_ms, known, chunk, (0, parts))
@@ -156,12 +161,41 @@ def read_rows(
                 raise HelperFailed("a helper process read more of the archive than its share")
         finished = True
     finally:
-        if not finished:
-            # A helper may still be reading, or blocked sending; new ones start clean.
-            for helper in _helpers:
-                helper.stop()
-            _helpers.clear()
-        _helpers_lock.release()
+        _release_helpers(finished)
+
+
+@contextmanager
+def in_helper(work: Callable[..., None], *args: object) -> Iterator[bool]:
+    """Run `work(*args)` in a helper process while the body of the `with` runs, and wait
+    for it to finish at the end; its error is raised then, as if it were the body's.
+
+    Yields whether a helper took the work: it does not while another load of this process
+    has the helpers, and the body then does all of it itself. `work` is a module-level
+    function (it is sent by name) that reports nothing back.
+    """
+    if not _helpers_lock.acquire(blocking=False):
+        yield False
+        return
+    finished = False
+    try:
+        [helper] = _ready_helpers(1)
+        helper.tasks.put((_run, (work, args)))
+        yield True
+        if helper.receive() is not None:
+            raise HelperFailed("a helper process sent rows for work that sends none")
+        finished = True
+    finally:
+        _release_helpers(finished)
+
+
+def _release_helpers(finished: bool) -> None:
+    """Give the helpers back; after work that did not finish, stop them first, as one
+    may still be working, or blocked sending, and new ones start clean."""
+    if not finished:
+        for helper in _helpers:
+            helper.stop()
+        _helpers.clear()
+    _helpers_lock.release()
 
 
 def _ready_helpers(count: int) -> list[Helper]:
@@ -175,7 +209,8 @@ def _ready_helpers(count: int) -> list[Helper]:
 
 
 def _serve(tasks: Queue, outbox: Queue) -> None:
-    """A helper process's life: read the shares it is given, one after the other.
+    """A helper process's life: do the work it is given, one task after the other (a
+    share of an archive to read, or work from `in_helper`), each ended by a None.
 
     The cyclic garbage collector stays off, as in a loading process (a read makes millions
     of small objects and no cycles).
@@ -187,7 +222,8 @@ def _serve(tasks: Queue, outbox: Queue) -> None:
         except queue.Empty:
             _stop_if_orphaned()
             continue
-        _read_share(*task, outbox)
+        work, args = task
+        work(*args, outbox)
         _send(outbox, None)
 
 
@@ -208,6 +244,14 @@ def _stop_if_orphaned() -> None:
     parent = multiprocessing.parent_process()
     if parent is not None and not parent.is_alive():
         raise SystemExit(0)
+
+
+def _run(work: Callable[..., None], args: tuple, outbox: Queue) -> None:
+    """Run work for `in_helper`, sending its error on, if any."""
+    try:
+        work(*args)
+    except Exception as error:
+        _send(outbox, HelperFailed(f"{work.__name__}: {type(error).__name__}: {error}"))
 
 
 def _read_share(

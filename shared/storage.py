@@ -76,8 +76,9 @@ class LocalStore:
         partial.replace(path)
         if version is not None:
             marker = _version_file(path)
-            marker.with_name(marker.name + ".part").write_text(version)
-            marker.with_name(marker.name + ".part").replace(marker)
+            partial_marker = marker.with_name(marker.name + ".part")
+            partial_marker.write_text(version)
+            partial_marker.replace(marker)
 
     def get(self, key: str) -> bytes | None:
         path = self._path(key)

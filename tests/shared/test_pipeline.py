@@ -28,8 +28,9 @@ from shared.db import (
     record_data_change,
 )
 from shared.demo import user_csv
+from shared.export import export_csv
 from shared.models import FILTERED_COLUMNS, MODELS, Run, User, create_schema, sort_key
-from shared.pipeline import Job, OutputPathError, export_csv, process, record_skipped
+from shared.pipeline import Job, OutputPathError, process, record_skipped
 from shared.storage import LocalStore
 from tests.shared.zips import IVAN, PNG, make_zip, users_zip
 
