@@ -11,6 +11,7 @@ empty, unquoted img_path.
 """
 
 import csv
+import logging
 import shutil
 import tempfile
 from pathlib import Path
@@ -22,6 +23,8 @@ from shared import reading
 from shared.db import database, open_database
 from shared.models import User
 
+log = logging.getLogger(__name__)
+
 OUTPUT_HEADER = ("user_id", "first_name", "last_name", "birthts", "img_path")
 # Below this many users one process writes output.csv alone: starting the other half costs
 # more than it saves.
@@ -32,7 +35,8 @@ def export_csv(path: Path, database_url: str = "", processes: int = 1) -> Path:
     """Write output.csv from the store to `path`, and return it.
 
     With `processes` above 1, a SQLite store at `database_url` of at least SPLIT_FROM_USERS
-    users is written in two halves at once.
+    users is written in two halves at once; should the helper fail, this process writes
+    the whole file again by itself.
     """
     with path.open("w", encoding="utf-8", newline="") as out, database.atomic():
         if isinstance(database.obj, peewee.PostgresqlDatabase):
@@ -46,14 +50,28 @@ def export_csv(path: Path, database_url: str = "", processes: int = 1) -> Path:
         if middle is None:
             _write_rows(out, _users())
             return path
-        with tempfile.TemporaryDirectory(prefix="zipflow-export-") as scratch:
-            second_half = Path(scratch) / "second-half.csv"
-            with reading.in_helper(_write_second_half, database_url, middle, second_half) as helped:
-                _write_rows(out, _users().where(User.sort_key < middle) if helped else _users())
-            if helped:
-                with second_half.open(encoding="utf-8", newline="") as rest:
-                    shutil.copyfileobj(rest, out)
+        try:
+            _write_in_halves(out, database_url, middle)
+        except reading.HelperFailed as error:
+            log.warning(
+                "the helper writing half of output.csv failed (%s): writing it all here", error
+            )
+            out.seek(0)
+            out.truncate()
+            csv.writer(out, lineterminator="\n").writerow(OUTPUT_HEADER)
+            _write_rows(out, _users())
     return path
+
+
+def _write_in_halves(out: TextIO, database_url: str, middle: str) -> None:
+    """The users before the sort key `middle` written here, the others by a helper."""
+    with tempfile.TemporaryDirectory(prefix="zipflow-export-") as scratch:
+        second_half = Path(scratch) / "second-half.csv"
+        with reading.in_helper(_write_second_half, database_url, middle, second_half) as helped:
+            _write_rows(out, _users().where(User.sort_key < middle) if helped else _users())
+        if helped:
+            with second_half.open(encoding="utf-8", newline="") as rest:
+                shutil.copyfileobj(rest, out)
 
 
 def _users(for_copy: bool = False) -> peewee.ModelSelect:
