@@ -278,8 +278,10 @@ def _clean_up_and_export(
         attempt(
             f"deleting {len(keys)} old images from {store.label}", lambda: store.delete_many(keys)
         )
-    version = data_version()
-    if csv_out is None and _stored_version(store) == version:
+    # Read like every step after the commit: a store gone now is a warning, not a
+    # traceback, and output.csv is then written without a version.
+    version = attempt("reading the data version", data_version)
+    if csv_out is None and version is not None and _stored_version(store) == version:
         return
     with tempfile.TemporaryDirectory(prefix="zipflow-export-") as scratch:
         output = Path(scratch) / OUTPUT_KEY

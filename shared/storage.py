@@ -16,6 +16,7 @@ from typing import BinaryIO, Protocol
 
 import urllib3
 from minio import Minio
+from minio.datatypes import Object
 from minio.deleteobjects import DeleteObject
 from minio.error import S3Error, ServerError
 
@@ -189,6 +190,18 @@ def minio_client(settings: Settings, http_client: urllib3.PoolManager | None = N
 
 # The user metadata `MinioStore.put` stores an object's data version in.
 VERSION_METADATA = "X-Amz-Meta-Zipflow-Data-Version"
+# The error codes MinIO answers with for a key that holds no object.
+MISSING_CODES = ("NoSuchKey", "NoSuchObject")
+
+
+def _stat(client: Minio, bucket: str, key: str) -> Object | None:
+    """The object's metadata, as a HEAD request gives it, or None when there is none."""
+    try:
+        return client.stat_object(bucket, key)
+    except S3Error as error:
+        if error.code in MISSING_CODES:
+            return None
+        raise
 
 
 class MinioStore:
@@ -220,19 +233,14 @@ class MinioStore:
             )
 
     def version_of(self, key: str) -> str | None:
-        try:
-            found = self.client.stat_object(self.bucket, key)
-        except S3Error as error:
-            if error.code in ("NoSuchKey", "NoSuchObject"):
-                return None
-            raise
-        return (found.metadata or {}).get(VERSION_METADATA)
+        found = _stat(self.client, self.bucket, key)
+        return None if found is None else (found.metadata or {}).get(VERSION_METADATA)
 
     def get(self, key: str) -> bytes | None:
         try:
             response = self.client.get_object(self.bucket, key)
         except S3Error as error:
-            if error.code in ("NoSuchKey", "NoSuchObject"):
+            if error.code in MISSING_CODES:
                 return None
             raise
         try:
@@ -282,12 +290,9 @@ class SourceBucket:
 
     def stat(self, key: str) -> SourceObject | None:
         """The object's current etag and last-modified time, or None when it is gone."""
-        try:
-            info = self.client.stat_object(self.bucket, key)
-        except S3Error as error:
-            if error.code in ("NoSuchKey", "NoSuchObject"):
-                return None
-            raise
+        info = _stat(self.client, self.bucket, key)
+        if info is None:
+            return None
         return SourceObject(
             self.bucket, key, _etag(info.etag), info.size, _naive_utc(info.last_modified)
         )

@@ -708,3 +708,26 @@ def test_sqlite_copies_a_load_into_the_database_file_after_its_commit(env, tmp_p
         assert alone.execute("SELECT count(*) FROM app_user").fetchone()[0] == 300
     finally:
         alone.close()
+
+
+def test_a_data_version_unreadable_after_the_commit_is_a_warning_and_output_csv_is_written(
+    env, tmp_path, monkeypatch
+):
+    settings, store = env
+    archive = users_zip(tmp_path / "a.zip", ["1"])
+    load(archive, env)
+
+    def unreadable() -> str:
+        raise peewee.OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr("shared.pipeline.data_version", unreadable)
+    output = settings.data_dir / "processed/output.csv"
+    output.unlink()
+    run = load(archive, env)
+    assert run.status == "succeeded"
+    assert run.warnings == [
+        "reading the data version failed: OperationalError:"
+        " server closed the connection unexpectedly"
+    ]
+    assert output.read_text().splitlines()[1] == "1,First1,Last1,946684800000,"
+    assert store.version_of("output.csv") is None, "written without a version, it claims none"
