@@ -208,7 +208,7 @@ def _load(
                 progress(rows.read, archive.member_count)
         found = staging.resolve()
         _check_loadable(found)
-        changes = staging.plan(settings.mode, modified_ms)
+        changes = staging.plan(settings.mode, modified_ms, found)
         with database.atomic():
             _upload_images(archive, staging, store, settings.image_upload_threads)
             staging.apply(run.id, utcnow())

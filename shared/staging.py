@@ -296,7 +296,7 @@ class Staging:
             rejections += [Rejection(name, user_id, reason) for name in names]
         return rejections
 
-    def plan(self, mode: str, archive_ms: int) -> Changes:
+    def plan(self, mode: str, archive_ms: int, found: Found) -> Changes:
         """Count what the merge will change, and note the images to upload and delete.
 
         snapshot: the archive is the whole dataset; users with no csv file in it are
@@ -305,20 +305,28 @@ class Staging:
         there but rejected keeps the image they had. merge: nobody is deleted; a row written
         from a newer archive than this one is kept (`kept_newer`), and a user without a png
         in this archive keeps the image they had.
+
+        `found` is what `resolve` counted. Into a store that was empty, every user it
+        counted is inserted with the image it counted, so they are not compared again.
         """
         self._mode, self._archive_ms = mode, int(archive_ms)
         incoming = self._incoming()
-        changes = self._changes = Changes()
         loses_image = "change = 'updated' AND old_img_path IS NOT NULL AND img_path IS NULL"
-        rows = database.execute_sql(
-            f"SELECT change, count(*), sum(CASE WHEN {self._uploads_when()} THEN 1 ELSE 0 END),"
-            f" sum(CASE WHEN {loses_image} THEN 1 ELSE 0 END)"
-            f" FROM ({incoming}) AS i GROUP BY change"
-        )
-        for change, count, uploads, losses in rows:
-            setattr(changes, change, count)
-            changes.images_uploaded += uploads or 0
-            changes.images_deleted += losses or 0
+        if self._store_empty:
+            changes = Changes(inserted=found.users, images_uploaded=found.images)
+        else:
+            changes = Changes()
+            rows = database.execute_sql(
+                "SELECT change, count(*),"
+                f" sum(CASE WHEN {self._uploads_when()} THEN 1 ELSE 0 END),"
+                f" sum(CASE WHEN {loses_image} THEN 1 ELSE 0 END)"
+                f" FROM ({incoming}) AS i GROUP BY change"
+            )
+            for change, count, uploads, losses in rows:
+                setattr(changes, change, count)
+                changes.images_uploaded += uploads or 0
+                changes.images_deleted += losses or 0
+        self._changes = changes
         # Each pass below is skipped when the counts say it would find nothing.
         if changes.images_uploaded:
             database.execute_sql(
@@ -364,13 +372,42 @@ class Staging:
         )
         param = database.param
         stamp = now.isoformat(sep=" ")
-        database.execute_sql(
-            f"INSERT INTO {self.table} (user_id, {', '.join(written)}, source_modified_ms,"
-            f" run_id, created_at, updated_at)"
-            f" SELECT user_id, {', '.join(written)}, {self._archive_ms}, {param}, {param}, {param}"
-            f" FROM ({self._incoming()}) AS i WHERE change IN ('inserted', 'updated')" + upsert,
-            (run_id, stamp, stamp),
-        )
+        with self._indexes_built_after():
+            database.execute_sql(
+                f"INSERT INTO {self.table} (user_id, {', '.join(written)}, source_modified_ms,"
+                f" run_id, created_at, updated_at)"
+                f" SELECT user_id, {', '.join(written)}, {self._archive_ms}, {param}, {param},"
+                f" {param} FROM ({self._incoming()}) AS i WHERE change IN ('inserted', 'updated')"
+                + upsert,
+                (run_id, stamp, stamp),
+            )
+
+    @contextlib.contextmanager
+    def _indexes_built_after(self) -> Iterator[None]:
+        """On a first load into SQLite, drop the users' indexes for the insert and build them
+        again after it, in the load's transaction.
+
+        Building an index from all its rows sorts them once, which is cheaper than putting
+        each row in its place as it comes (timed in docs/BENCHMARKS.md). Readers see none of
+        it: under WAL they read the store as it was before the transaction, empty and
+        indexed, and a failed load rolls the drop back with the rest. PostgreSQL keeps its
+        indexes, as dropping one would lock readers out of the table until the commit.
+        """
+        if self.postgres or not self._store_empty:
+            yield
+            return
+        if not database.in_transaction():
+            raise RuntimeError("a first load's merge must run inside the load's transaction")
+        indexes = database.execute_sql(
+            "SELECT name, sql FROM sqlite_master"
+            " WHERE type = 'index' AND tbl_name = ? AND sql IS NOT NULL",
+            (self.table,),
+        ).fetchall()
+        for name, _ in indexes:
+            database.execute_sql(f'DROP INDEX "{name}"')
+        yield
+        for _, definition in indexes:
+            database.execute_sql(definition)
 
     def uploads(self) -> Iterator[list[ImageRef]]:
         """The images the merge writes that are new or changed, a page at a time."""

@@ -9,9 +9,9 @@ import pytest
 from shared.archive import now_ms, open_archive
 from shared.config import ArchiveLimits, Settings
 from shared.db import database
-from shared.models import Run, User
+from shared.models import Run, User, utcnow
 from shared.pipeline import Job, process
-from shared.staging import USERS, Staging, staged_rows
+from shared.staging import USERS, Changes, Staging, staged_rows
 from shared.storage import LocalStore
 from tests.shared.zips import IVAN, PNG, make_zip, users_zip
 
@@ -116,3 +116,99 @@ def test_a_load_gives_its_connection_back_with_sqlites_settings_as_they_were(sto
     bad = make_zip(tmp_path / "bad.zip", {"1.csv": b"broken"})
     assert process(Job(bad, "bad.zip"), settings, store).status == "failed"
     assert current() == before
+
+
+MIXED = {
+    "a/1.csv": IVAN,
+    "a/1.png": PNG,
+    "a/2.csv": IVAN,
+    "a/3.csv": b"broken",
+    "a/3.png": PNG,
+    "a/4.png": PNG,
+    "a/5.csv": IVAN,
+    "a/5.png": b"not a png",
+    "a/6.csv": IVAN,
+    "b/6.csv": IVAN,
+    "a/7.csv": IVAN,
+    "a/7.png": PNG,
+    "b/7.png": PNG,
+}
+
+
+def planned(path: Path, mode: str, compare: bool) -> Changes:
+    """What `plan` counts for `path` in an empty store; with `compare`, by comparing each
+    staged user with the store, as it does for a store that holds users."""
+    with open_archive(path, ArchiveLimits()) as archive, Staging() as staging:
+        for part in archive.scan(now_ms(), staging.known, chunk=3):
+            staging.add(staged_rows(part, Settings().image_path, staging.as_csv))
+        found = staging.resolve()
+        if compare:
+            staging._store_empty = False
+        return staging.plan(mode, now_ms(), found)
+
+
+@pytest.mark.parametrize("mode", ["snapshot", "merge"])
+def test_a_plan_into_an_empty_store_counts_what_comparing_every_user_counts(
+    store_db, tmp_path, mode
+):
+    path = make_zip(tmp_path / "a.zip", MIXED)
+    counted = planned(path, mode, compare=False)
+    assert counted == planned(path, mode, compare=True)
+    assert (counted.inserted, counted.images_uploaded) == (4, 1)
+
+
+def user_indexes() -> list[tuple[str, ...]]:
+    """The names and definitions of the users' indexes, on either store."""
+    if isinstance(database.obj, peewee.PostgresqlDatabase):
+        query = "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'app_user'"
+    else:
+        query = "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'app_user'"
+    return sorted(database.execute_sql(query).fetchall())
+
+
+def test_a_first_load_leaves_the_users_indexes_as_they_were(store_db, tmp_path):
+    """SQLite's first load builds them again after its insert; they must come back whole."""
+    before = user_indexes()
+    assert len(before) >= 3
+    settings = replace(Settings(), data_dir=tmp_path / "data")
+    store = LocalStore(settings.data_dir, settings.processed_bucket)
+    path = users_zip(tmp_path / "a.zip", [str(i) for i in range(50)], images=("3",))
+    assert process(Job(path, "a.zip"), settings, store).inserted == 50
+    assert user_indexes() == before
+    with pytest.raises(peewee.IntegrityError):
+        User.create(**{**User.get(User.user_id == "3").__data__, "id": None, "sort_key": "x"})
+
+
+def test_a_first_load_whose_insert_fails_keeps_the_indexes(store_db, tmp_path, monkeypatch):
+    """SQLite's indexes are dropped by then; the rollback must bring them back."""
+    before = user_indexes()
+    execute_sql = store_db.execute_sql
+
+    def failing(sql: str, *args: object, **kwargs: object) -> object:
+        if sql.startswith(f"INSERT INTO {User._meta.table_name} "):
+            raise peewee.OperationalError("disk I/O error")
+        return execute_sql(sql, *args, **kwargs)
+
+    monkeypatch.setattr(store_db, "execute_sql", failing)
+    settings = replace(Settings(), data_dir=tmp_path / "data")
+    store = LocalStore(settings.data_dir, settings.processed_bucket)
+    path = users_zip(tmp_path / "a.zip", ["1", "2"])
+    with pytest.raises(peewee.OperationalError, match="disk I/O error"):
+        process(Job(path, "a.zip"), settings, store)
+    monkeypatch.undo()
+    assert user_indexes() == before
+    assert User.select().count() == 0
+
+
+def test_a_first_load_merges_only_inside_a_transaction(store_db, tmp_path):
+    """Its indexes are dropped for the insert, which only a rollback may undo."""
+    if isinstance(store_db, peewee.PostgresqlDatabase):
+        pytest.skip("SQLite only: PostgreSQL keeps its indexes")
+    path = users_zip(tmp_path / "a.zip", ["1"])
+    with open_archive(path, ArchiveLimits()) as archive, Staging() as staging:
+        for part in archive.scan(now_ms(), staging.known):
+            staging.add(staged_rows(part, Settings().image_path, staging.as_csv))
+        staging.plan("snapshot", now_ms(), staging.resolve())
+        with pytest.raises(RuntimeError, match="inside the load's transaction"):
+            staging.apply(1, utcnow())
+    assert len(user_indexes()) == 3
