@@ -241,11 +241,13 @@ class Staging:
             database.execute_sql(f"CREATE INDEX {USERS}_user_id ON {USERS} (user_id)")
         database.execute_sql(f"CREATE INDEX {IMAGES}_user_id ON {IMAGES} (user_id)")
         database.execute_sql(f"CREATE INDEX {IMAGES}_seq ON {IMAGES} (seq)")
-        for name, state in ((USERS, DUPLICATE), (IMAGES, DUPLICATE_IMAGE)):
-            database.execute_sql(
+        duplicated = {
+            name: database.execute_sql(
                 f"UPDATE {name} SET state = {state} WHERE user_id IN"
                 f" (SELECT user_id FROM {name} GROUP BY user_id HAVING count(*) > 1)"
-            )
+            ).rowcount
+            for name, state in ((USERS, DUPLICATE), (IMAGES, DUPLICATE_IMAGE))
+        }
         database.execute_sql(
             f"UPDATE {IMAGES} SET state = {NO_CSV} WHERE state IN ({USABLE}, {NOT_PNG})"
             f" AND NOT EXISTS (SELECT 1 FROM {USERS} s WHERE s.user_id = {IMAGES}.user_id)"
@@ -257,8 +259,11 @@ class Staging:
         if self.postgres:
             database.execute_sql(f"ANALYZE {IMAGES}")
         rejections = list(self.refused)
-        rejections += self._duplicates(USERS, DUPLICATE, "csv")
-        rejections += self._duplicates(IMAGES, DUPLICATE_IMAGE, "png")
+        # Listing them reads every staged row, so only when there are some.
+        if duplicated[USERS]:
+            rejections += self._duplicates(USERS, DUPLICATE, "csv")
+        if duplicated[IMAGES]:
+            rejections += self._duplicates(IMAGES, DUPLICATE_IMAGE, "png")
         rows = database.execute_sql(
             f"SELECT member, user_id, reason FROM {USERS} WHERE state = {FAILED} ORDER BY seq"
         )
