@@ -34,7 +34,7 @@ from shared.archive import open_archive
 from shared.config import Settings
 from shared.db import database, open_database
 from shared.demo import write_demo_archive
-from shared.models import create_schema
+from shared.models import build_user_indexes, create_schema
 from shared.pipeline import Job, process
 from shared.storage import LocalStore
 
@@ -125,6 +125,9 @@ def main() -> None:
             reference_db = f"{scratch}/reference.db"
             open_database(f"sqlite:///{reference_db}")
             create_schema()
+            # zipflow's first load builds the users' indexes; the reference's upsert
+            # needs them from the start, as a store that holds users has them.
+            build_user_indexes()
             database.close()
             for phase in ("reference first load", "reference reload"):
                 seconds = timed(reference_load, str(archive), reference_db)

@@ -15,7 +15,7 @@ from psycopg2.extras import execute_values
 from shared.ages import birthdate_of, ymd
 from shared.db import database, record_data_change, settle
 from shared.demo import BIRTH_RANGE_MS, FIRST_NAMES, IMAGE_SHARE, LAST_NAMES
-from shared.models import FILTERED_COLUMNS, Run, User, sort_key, utcnow
+from shared.models import FILTERED_COLUMNS, Run, User, build_user_indexes, sort_key, utcnow
 
 COLUMNS = (
     "user_id",
@@ -83,5 +83,6 @@ def fill_users(users: int, seed: int = 2) -> None:
         else:
             marks = ", ".join("?" * len(COLUMNS))
             cursor.executemany(f"INSERT INTO {table} ({columns}) VALUES ({marks})", rows)  # noqa: S608
+        build_user_indexes()  # a new store's first load builds them too
         record_data_change()
     settle(table, FILTERED_COLUMNS)

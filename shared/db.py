@@ -149,9 +149,14 @@ def _lower(text: str | None) -> str | None:
 
 
 def ensure_schema(
-    models: Sequence[type[peewee.Model]], migrations: Sequence[Migration] = MIGRATIONS
+    models: Sequence[type[peewee.Model]],
+    migrations: Sequence[Migration] = MIGRATIONS,
+    unindexed: Sequence[type[peewee.Model]] = (),
 ) -> int:
     """Create missing tables, then apply the migrations this database has not seen.
+
+    The tables of the `unindexed` models are created without their indexes, which
+    something else builds (the users' first load, see `shared.models.build_user_indexes`).
 
     Safe to call from every process at every start. A current schema is only read: in
     PostgreSQL even `CREATE ... IF NOT EXISTS` locks the tables it names, and a process
@@ -165,7 +170,10 @@ def ensure_schema(
     with database.atomic():
         if isinstance(database.obj, peewee.PostgresqlDatabase):
             database.execute_sql("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK_KEY,))
-        database.create_tables([SchemaVersion, DataVersion, *models], safe=True)
+        indexed = [model for model in models if model not in unindexed]
+        database.create_tables([SchemaVersion, DataVersion, *indexed], safe=True)
+        for model in unindexed:
+            model._schema.create_table(safe=True)
         row = SchemaVersion.select().first()
         if row is None:
             row = SchemaVersion.create(version=target)

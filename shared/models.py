@@ -162,8 +162,34 @@ MODELS: tuple[type[BaseModel], ...] = (Run, User)
 
 
 def create_schema() -> int:
-    """Create or migrate the store's tables; see `shared.db.ensure_schema`."""
-    return ensure_schema(MODELS)
+    """Create or migrate the store's tables; see `shared.db.ensure_schema`. A new store's
+    users table has no indexes yet: its first load builds them (`build_user_indexes`)."""
+    return ensure_schema(MODELS, unindexed=(User,))
+
+
+def user_indexes_missing() -> bool:
+    """Whether the users' table lacks any of the indexes `User` declares."""
+    if isinstance(database.obj, peewee.PostgresqlDatabase):
+        query = (
+            "SELECT indexname FROM pg_indexes"
+            " WHERE schemaname = current_schema() AND tablename = %s"
+        )
+    else:
+        query = "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = ?"
+    present = {row[0] for row in database.execute_sql(query, (User._meta.table_name,))}
+    return any(index._name not in present for index in User._meta.fields_to_index())
+
+
+def build_user_indexes() -> None:
+    """Create the users' indexes that are missing.
+
+    A new store's table has none: its first load builds them after its insert, in its
+    transaction, from all the rows at once, which costs less than keeping each index in
+    order row by row (timed in docs/BENCHMARKS.md). Dropping them for a load instead
+    would lock PostgreSQL's readers out of the table until the commit; creating one only
+    keeps other writers out, and there are none.
+    """
+    User._schema.create_indexes(safe=True)
 
 
 class StoreError(Exception):

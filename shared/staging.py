@@ -31,7 +31,7 @@ import peewee
 from shared.ages import MS_PER_DAY, birthdate_of, ymd
 from shared.archive import Chunk, ImageRef, Member, Rejection, fingerprint
 from shared.db import database
-from shared.models import User, sort_key
+from shared.models import User, build_user_indexes, sort_key, user_indexes_missing
 
 USERS = "zipflow_stage_user"
 IMAGES = "zipflow_stage_image"
@@ -389,30 +389,18 @@ class Staging:
 
     @contextlib.contextmanager
     def _indexes_built_after(self) -> Iterator[None]:
-        """On a first load into SQLite, drop the users' indexes for the insert and build them
-        again after it, in the load's transaction.
+        """The merge, with the users' indexes built after it on a store that was empty and
+        has none yet (a new one: see `build_user_indexes`).
 
-        Building an index from all its rows sorts them once, which is cheaper than putting
-        each row in its place as it comes (timed in docs/BENCHMARKS.md). Readers see none of
-        it: under WAL they read the store as it was before the transaction, empty and
-        indexed, and a failed load rolls the drop back with the rest. PostgreSQL keeps its
-        indexes, as dropping one would lock readers out of the table until the commit.
+        A store that holds users without them (as a load by an earlier zipflow may leave
+        one) gets them before the merge instead, whose upsert needs the unique ones.
         """
-        if self.postgres or not self._store_empty:
-            yield
-            return
-        if not database.in_transaction():
-            raise RuntimeError("a first load's merge must run inside the load's transaction")
-        indexes = database.execute_sql(
-            "SELECT name, sql FROM sqlite_master"
-            " WHERE type = 'index' AND tbl_name = ? AND sql IS NOT NULL",
-            (self.table,),
-        ).fetchall()
-        for name, _ in indexes:
-            database.execute_sql(f'DROP INDEX "{name}"')
+        missing = user_indexes_missing()
+        if missing and not self._store_empty:
+            build_user_indexes()
         yield
-        for _, definition in indexes:
-            database.execute_sql(definition)
+        if missing and self._store_empty:
+            build_user_indexes()
 
     def uploads(self) -> Iterator[list[ImageRef]]:
         """The images the merge writes that are new or changed, a page at a time."""

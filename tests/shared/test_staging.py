@@ -1,5 +1,6 @@
 """Staging a load in the store and merging it with SQL, on SQLite and PostgreSQL."""
 
+import threading
 from dataclasses import replace
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import pytest
 from shared.archive import now_ms, open_archive
 from shared.config import ArchiveLimits, Settings
 from shared.db import database
-from shared.models import Run, User, utcnow
+from shared.models import Run, User, build_user_indexes
 from shared.pipeline import Job, process
 from shared.staging import USERS, Changes, Staging, staged_rows
 from shared.storage import LocalStore
@@ -157,31 +158,67 @@ def test_a_plan_into_an_empty_store_counts_what_comparing_every_user_counts(
     assert (counted.inserted, counted.images_uploaded) == (4, 1)
 
 
-def user_indexes() -> list[tuple[str, ...]]:
-    """The names and definitions of the users' indexes, on either store."""
+def index_names() -> set[str]:
+    """The names of the users' indexes, on either store."""
     if isinstance(database.obj, peewee.PostgresqlDatabase):
-        query = "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'app_user'"
+        query = (
+            "SELECT indexname FROM pg_indexes"
+            " WHERE schemaname = current_schema() AND tablename = 'app_user'"
+        )
     else:
-        query = "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'app_user'"
-    return sorted(database.execute_sql(query).fetchall())
+        query = "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'app_user'"
+    return {row[0] for row in database.execute_sql(query)}
 
 
-def test_a_first_load_leaves_the_users_indexes_as_they_were(store_db, tmp_path):
-    """SQLite's first load builds them again after its insert; they must come back whole."""
-    before = user_indexes()
-    assert len(before) >= 3
+DECLARED = {index._name for index in User._meta.fields_to_index()}
+
+
+def test_a_new_store_has_no_user_indexes_until_its_first_load_builds_them(store_db, tmp_path):
+    assert not DECLARED & index_names()
     settings = replace(Settings(), data_dir=tmp_path / "data")
     store = LocalStore(settings.data_dir, settings.processed_bucket)
     path = users_zip(tmp_path / "a.zip", [str(i) for i in range(50)], images=("3",))
     assert process(Job(path, "a.zip"), settings, store).inserted == 50
-    assert user_indexes() == before
+    assert index_names() >= DECLARED
     with pytest.raises(peewee.IntegrityError):
         User.create(**{**User.get(User.user_id == "3").__data__, "id": None, "sort_key": "x"})
 
 
-def test_a_first_load_whose_insert_fails_keeps_the_indexes(store_db, tmp_path, monkeypatch):
-    """SQLite's indexes are dropped by then; the rollback must bring them back."""
-    before = user_indexes()
+def test_a_reader_is_not_kept_waiting_while_the_first_load_builds_the_indexes(
+    store_db, tmp_path, monkeypatch
+):
+    """Built in the load's transaction, they lock out other writers only: a reader asks at
+    that moment, and gives up at once if it has to wait for a lock."""
+    seen: list[int | str] = []
+
+    def read() -> None:
+        try:
+            if isinstance(database.obj, peewee.PostgresqlDatabase):
+                database.execute_sql("SET lock_timeout = '1s'")
+            seen.append(User.select().count())
+        except peewee.PeeweeException as error:
+            seen.append(str(error))
+        finally:
+            database.close()
+
+    def build_then_read() -> None:
+        build_user_indexes()
+        reader = threading.Thread(target=read)
+        reader.start()
+        reader.join()
+
+    monkeypatch.setattr("shared.staging.build_user_indexes", build_then_read)
+    settings = replace(Settings(), data_dir=tmp_path / "data")
+    store = LocalStore(settings.data_dir, settings.processed_bucket)
+    path = users_zip(tmp_path / "a.zip", ["1", "2", "3"])
+    assert process(Job(path, "a.zip"), settings, store).inserted == 3
+    assert seen == [0], "the reader sees the store as it was before the load"
+
+
+def test_a_first_load_whose_insert_fails_leaves_the_store_as_it_was(
+    store_db, tmp_path, monkeypatch
+):
+    before = index_names()
     execute_sql = store_db.execute_sql
 
     def failing(sql: str, *args: object, **kwargs: object) -> object:
@@ -196,19 +233,30 @@ def test_a_first_load_whose_insert_fails_keeps_the_indexes(store_db, tmp_path, m
     with pytest.raises(peewee.OperationalError, match="disk I/O error"):
         process(Job(path, "a.zip"), settings, store)
     monkeypatch.undo()
-    assert user_indexes() == before
+    assert index_names() == before
     assert User.select().count() == 0
 
 
-def test_a_first_load_merges_only_inside_a_transaction(store_db, tmp_path):
-    """Its indexes are dropped for the insert, which only a rollback may undo."""
-    if isinstance(store_db, peewee.PostgresqlDatabase):
-        pytest.skip("SQLite only: PostgreSQL keeps its indexes")
-    path = users_zip(tmp_path / "a.zip", ["1"])
-    with open_archive(path, ArchiveLimits()) as archive, Staging() as staging:
-        for part in archive.scan(now_ms(), staging.known):
-            staging.add(staged_rows(part, Settings().image_path, staging.as_csv))
-        staging.plan("snapshot", now_ms(), staging.resolve())
-        with pytest.raises(RuntimeError, match="inside the load's transaction"):
-            staging.apply(1, utcnow())
-    assert len(user_indexes()) == 3
+def test_users_stored_without_their_indexes_get_them_before_the_merge(store_db, tmp_path):
+    """As a load by an earlier zipflow may leave them: the merge's upsert needs the unique
+    index on user_id."""
+    settings = replace(Settings(), data_dir=tmp_path / "data")
+    store = LocalStore(settings.data_dir, settings.processed_bucket)
+    first = users_zip(tmp_path / "a.zip", ["1", "2"])
+    assert process(Job(first, "a.zip"), settings, store).inserted == 2
+    User._schema.drop_indexes()
+    assert not DECLARED & index_names()
+    second = users_zip(tmp_path / "b.zip", ["2", "3"], images=("2",))
+    run = process(Job(second, "b.zip"), replace(settings, mode="merge"), store)
+    assert (run.status, run.inserted, run.updated) == ("succeeded", 1, 1), run.error
+    assert index_names() >= DECLARED
+
+
+def test_an_emptied_store_keeps_its_indexes_through_the_next_load(store_db, tmp_path):
+    settings = replace(Settings(), data_dir=tmp_path / "data")
+    store = LocalStore(settings.data_dir, settings.processed_bucket)
+    assert process(Job(users_zip(tmp_path / "a.zip", ["1"]), "a.zip"), settings, store).inserted
+    User.delete().execute()
+    run = process(Job(users_zip(tmp_path / "b.zip", ["2"]), "b.zip"), settings, store)
+    assert run.inserted == 1
+    assert index_names() >= DECLARED
