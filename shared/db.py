@@ -227,9 +227,9 @@ def settle(table: str, columns: Sequence[str]) -> None:
     and visibility map it scans the table rather than the covering index that counts the
     users. Analyzing only those columns is quicker (timed per step in
     docs/BENCHMARKS.md), and an ANALYZE of some columns leaves the table's count of
-    changes as it was, so autovacuum still analyzes the rest soon after. SQLite: a checkpoint, which copies the write-ahead log into the database
-    file; a load turns the automatic one off for its commit (`shared.staging`), where the
-    load would wait for it.
+    changes as it was, so autovacuum still analyzes the rest soon after. SQLite: a
+    checkpoint, which copies the write-ahead log into the database file; a load turns the
+    automatic one off for its commit (`shared.staging`), where the load would wait for it.
     """
     if isinstance(database.obj, peewee.PostgresqlDatabase):
         database.execute_sql(f"VACUUM (ANALYZE) {table} ({', '.join(columns)})")

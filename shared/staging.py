@@ -377,7 +377,7 @@ class Staging:
         )
         param = database.param
         stamp = now.isoformat(sep=" ")
-        with self._indexes_built_after():
+        with self._with_user_indexes():
             database.execute_sql(
                 f"INSERT INTO {self.table} (user_id, {', '.join(written)}, source_modified_ms,"
                 f" run_id, created_at, updated_at)"
@@ -388,12 +388,11 @@ class Staging:
             )
 
     @contextlib.contextmanager
-    def _indexes_built_after(self) -> Iterator[None]:
-        """The merge, with the users' indexes built after it on a store that was empty and
-        has none yet (a new one: see `build_user_indexes`).
-
-        A store that holds users without them (as a load by an earlier zipflow may leave
-        one) gets them before the merge instead, whose upsert needs the unique ones.
+    def _with_user_indexes(self) -> Iterator[None]:
+        """The merge, leaving the users' indexes in place: built after it on a store that
+        was empty and has none yet (a new one: see `build_user_indexes`), and before it on
+        a store that holds users without them (as a load by an earlier zipflow may leave
+        one), whose upsert needs the unique ones.
         """
         missing = user_indexes_missing()
         if missing and not self._store_empty:

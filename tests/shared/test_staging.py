@@ -235,6 +235,8 @@ def test_a_first_load_whose_insert_fails_leaves_the_store_as_it_was(
     monkeypatch.undo()
     assert index_names() == before
     assert User.select().count() == 0
+    run = Run.select().order_by(Run.id.desc()).get()
+    assert (run.status, run.error) == ("failed", "OperationalError: disk I/O error")
 
 
 def test_users_stored_without_their_indexes_get_them_before_the_merge(store_db, tmp_path):
