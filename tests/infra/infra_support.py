@@ -19,7 +19,7 @@ NOTIFY_SCRIPT = ROOT / "infra" / "minio-notify.sh"
 DOCKERFILE = ROOT / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
 ENV_EXAMPLE = ROOT / ".env.example"
-POSTGRES_ENV = ROOT / "infra" / "postgres.env"
+INFRA_ENV = ROOT / "infra" / ".env"
 WORKFLOWS = ROOT / ".github" / "workflows"
 README = ROOT / "README.md"
 PYPROJECT = ROOT / "pyproject.toml"
@@ -88,6 +88,37 @@ def service_environment(compose: dict[str, Any], service: str, env: Mapping[str,
         name: interpolate(value, env) if isinstance(value, str) else value
         for name, value in raw.items()
     }
+
+
+def compose_profiles(flags: list[str], env: Mapping[str, str]) -> list[str]:
+    """The profiles `docker compose` runs: the --profile flags, or else COMPOSE_PROFILES.
+
+    As compose-go's cli.WithDefaultProfiles does: flags replace the variable, they do not
+    add to it. `env` holds what compose read from its env file: infra/.env, beside the
+    compose file, unless --env-file names another (cli.WithEnvFiles).
+    """
+    if flags:
+        return flags
+    return [name.strip() for name in env.get("COMPOSE_PROFILES", "").split(",")]
+
+
+def active_services(compose: dict[str, Any], profiles: list[str]) -> dict[str, dict]:
+    """The services compose starts under `profiles`: those with no profile or one of them."""
+    return {
+        name: service
+        for name, service in compose["services"].items()
+        if not service.get("profiles") or set(service["profiles"]) & set(profiles)
+    }
+
+
+def network_names(services: Mapping[str, dict]) -> dict[str, list[str]]:
+    """Which of `services` answer to each host name on the stack's network: name and aliases."""
+    names: dict[str, list[str]] = {}
+    for name, service in services.items():
+        aliases = service.get("networks", {}).get("default", {}).get("aliases", [])
+        for host in [name, *aliases]:
+            names.setdefault(host, []).append(name)
+    return names
 
 
 def read_env_file(path: Path) -> dict[str, str]:

@@ -20,10 +20,13 @@ import pytest
 from infra_support import (
     COMPOSE,
     ENV_EXAMPLE,
-    POSTGRES_ENV,
+    INFRA_ENV,
+    active_services,
     compose_defaults,
+    compose_profiles,
     compose_variables,
     interpolate,
+    network_names,
     read_env_file,
     run,
     service_environment,
@@ -41,9 +44,9 @@ TARGET_ID = "PRIMARY"
 NOTIFY_PREFIX = "MINIO_NOTIFY_AMQP_"
 # MinIO reads these as on/off only; "true" or a YAML boolean silently means off.
 FLAGS = ("ENABLE", "DURABLE", "PUBLISHING_CONFIRMS")
-LONG_RUNNING = ("rabbitmq", "minio", "worker", "api", "postgres")
-# Chosen by infra/postgres.env rather than kept secret, so not in .env.example.
-STORE_CHOICE = {"ZIPFLOW_DATABASE_URL"}
+LONG_RUNNING = ("rabbitmq", "minio", "worker", "api", "worker-postgres", "api-postgres", "postgres")
+# Read by compose itself rather than interpolated into the file.
+COMPOSE_SETTINGS = {"COMPOSE_PROFILES"}
 ONE_SHOT = ("demo-data", "init")
 
 
@@ -241,9 +244,10 @@ def test_a_mismatch_in_worker_settings_is_caught(compose, variable, value, compl
 
 def test_the_worker_names_its_routing_key_beside_minios(compose) -> None:
     broken = copy.deepcopy(compose)
-    del broken["x-zipflow-app"]["environment"]["ZIPFLOW_ROUTING_KEY"]
     for service in ("worker", "api"):
-        broken["services"][service]["environment"] = broken["x-zipflow-app"]["environment"]
+        environment = dict(broken["services"][service]["environment"])
+        del environment["ZIPFLOW_ROUTING_KEY"]
+        broken["services"][service]["environment"] = environment
     assert any("ZIPFLOW_ROUTING_KEY" in problem for problem in notification_problems(broken, {}))
 
 
@@ -330,7 +334,8 @@ def test_long_running_services_have_healthchecks_and_restart(compose) -> None:
 
 def test_init_runs_after_the_worker_has_declared_its_queue(compose) -> None:
     depends = compose["services"]["init"]["depends_on"]
-    assert depends["worker"]["condition"] == "service_healthy"
+    for worker in ("worker", "worker-postgres"):
+        assert depends[worker] == {"condition": "service_healthy", "required": False}
     assert depends["minio"]["condition"] == "service_healthy"
     assert depends["demo-data"]["condition"] == "service_completed_successfully"
 
@@ -349,12 +354,14 @@ def test_init_runs_the_mounted_notification_script(compose) -> None:
 
 
 def test_every_variable_compose_reads_is_in_env_example(compose, example_env) -> None:
-    assert compose_variables(compose) - STORE_CHOICE == set(example_env)
+    assert compose_variables(compose) == set(example_env) - COMPOSE_SETTINGS
 
 
 def test_env_example_changes_every_development_default(compose, example_env) -> None:
     defaults = compose_defaults(compose)
     for name, value in example_env.items():
+        if name in COMPOSE_SETTINGS:
+            continue
         assert value, f"{name} is empty in {ENV_EXAMPLE.name}: compose would use its dev default"
         assert value != defaults[name], f"{name}'s example is its development default"
 
@@ -392,28 +399,66 @@ def test_api_listens_where_compose_publishes_and_probes_it(compose) -> None:
     assert f"http://127.0.0.1:{args.port}/health" in " ".join(api["healthcheck"]["test"])
 
 
-def with_postgres_env(env: Mapping[str, str]) -> dict[str, str]:
-    """`env` as compose sees it with infra/postgres.env given after it (--env-file twice)."""
-    given = {name: interpolate(value, env) for name, value in read_env_file(POSTGRES_ENV).items()}
-    return {**env, **given}
+# The ways to start the stack the README and compose.yml give: which env file compose reads
+# (infra/.env unless --env-file names one) and the --profile flags.
+STARTS = {
+    "up": ("infra/.env", []),
+    "--env-file .env up": (".env.example", []),
+    "--profile postgres up": ("infra/.env", ["postgres"]),
+    "--env-file .env --profile postgres up": (".env.example", ["postgres"]),
+}
+PAIRS = {"sqlite": ("worker", "api"), "postgres": ("worker-postgres", "api-postgres")}
 
 
-def test_the_postgres_env_file_turns_on_the_profile_and_nothing_else(compose) -> None:
-    given = read_env_file(POSTGRES_ENV)
-    assert given["COMPOSE_PROFILES"] == "postgres"
-    assert set(given) - {"COMPOSE_PROFILES"} <= STORE_CHOICE
-    profiled = {name for name, service in compose["services"].items() if "profiles" in service}
-    assert profiled == {"postgres"}
-    assert compose["services"]["postgres"]["profiles"] == ["postgres"]
+@pytest.fixture(params=list(STARTS))
+def start(request, compose, example_env) -> tuple[dict[str, str], list[str]]:
+    """The environment compose interpolates with and the profiles it runs, for one start."""
+    env_file, flags = STARTS[request.param]
+    env = read_env_file(INFRA_ENV) if env_file == "infra/.env" else example_env
+    return env, compose_profiles(flags, env)
 
 
-def test_under_the_profile_worker_and_api_use_the_postgres_service(compose, env) -> None:
-    env = with_postgres_env(env)
-    worker, api = app_settings(compose, "worker", env), app_settings(compose, "api", env)
-    assert worker == api
-    assert worker.database_url.startswith(POSTGRES_SCHEMES)
+def test_infra_env_and_env_example_choose_the_sqlite_pair(example_env) -> None:
+    assert read_env_file(INFRA_ENV) == {"COMPOSE_PROFILES": "sqlite"}
+    assert example_env["COMPOSE_PROFILES"] == "sqlite"
+
+
+def test_the_store_profiles_are_the_pairs_and_the_database(compose) -> None:
+    profiled = {
+        name: service["profiles"]
+        for name, service in compose["services"].items()
+        if "profiles" in service
+    }
+    assert profiled == {
+        "worker": ["sqlite"],
+        "api": ["sqlite"],
+        "worker-postgres": ["postgres"],
+        "api-postgres": ["postgres"],
+        "postgres": ["postgres"],
+    }
+
+
+def test_every_start_runs_one_worker_and_one_api_on_one_store(compose, start) -> None:
+    env, profiles = start
+    services = active_services(compose, profiles)
+    (profile,) = profiles
+    worker, api = PAIRS[profile]
+    commands = {name: service.get("command", [])[:1] for name, service in services.items()}
+    assert [name for name, command in commands.items() if command == ["worker"]] == [worker]
+    assert [name for name, command in commands.items() if command == ["api"]] == [api]
+    settings = app_settings(compose, worker, env)
+    assert settings == app_settings(compose, api, env)
+    if profile == "sqlite":
+        assert settings.database_url.startswith("sqlite:///")
+        assert "postgres" not in services
+    else:
+        assert settings.database_url.startswith(POSTGRES_SCHEMES)
+        assert "postgres" in services
+
+
+def test_under_the_postgres_profile_the_pair_uses_the_postgres_service(compose, env) -> None:
+    url = urlsplit(app_settings(compose, "worker-postgres", env).database_url)
     postgres = service_environment(compose, "postgres", env)
-    url = urlsplit(worker.database_url)
     assert (url.hostname, url.port, url.username, url.password, url.path) == (
         "postgres",
         5432,
@@ -423,8 +468,46 @@ def test_under_the_profile_worker_and_api_use_the_postgres_service(compose, env)
     )
 
 
-def test_without_the_profile_the_store_stays_the_sqlite_file(compose, env) -> None:
-    assert app_settings(compose, "worker", env).database_url.startswith("sqlite:///")
+def test_every_dependency_runs_or_is_optional(compose, start) -> None:
+    """compose-go's validation: a dependency on a service its profile leaves out must be
+    `required: false`, or compose refuses the file ("depends on undefined service")."""
+    services = active_services(compose, start[1])
+    for name, service in services.items():
+        for dependency, wait in service.get("depends_on", {}).items():
+            assert dependency in compose["services"], f"{name} waits for unknown {dependency}"
+            assert dependency in services or wait.get("required") is False, (name, dependency)
+
+
+def test_the_pairs_differ_only_in_their_store_and_what_they_wait_for(compose, env) -> None:
+    services = compose["services"]
+    for sqlite, postgres in zip(PAIRS["sqlite"], PAIRS["postgres"], strict=True):
+        left, right = dict(services[sqlite]), dict(services[postgres])
+        for key in ("profiles", "environment", "networks", "depends_on"):
+            left.pop(key, None)
+            right.pop(key, None)
+        assert left == right, (sqlite, postgres)
+        left_env = service_environment(compose, sqlite, env)
+        right_env = service_environment(compose, postgres, env)
+        assert left_env.pop("ZIPFLOW_DATABASE_URL") != right_env.pop("ZIPFLOW_DATABASE_URL")
+        assert left_env == right_env
+
+
+def test_the_postgres_pair_answers_to_the_default_pairs_names(compose) -> None:
+    for profile in PAIRS:
+        names = network_names(active_services(compose, [profile]))
+        assert names["worker"] == [PAIRS[profile][0]], profile
+        assert names["api"] == [PAIRS[profile][1]], profile
+
+
+def test_only_the_postgres_pair_waits_for_postgres(compose) -> None:
+    services = compose["services"]
+    for name in PAIRS["postgres"]:
+        assert services[name]["depends_on"]["postgres"] == {"condition": "service_healthy"}
+    for name in PAIRS["sqlite"]:
+        assert "postgres" not in services[name]["depends_on"], name
+    assert services["api-postgres"]["depends_on"]["worker-postgres"] == {
+        "condition": "service_healthy"
+    }
 
 
 def test_postgres_is_pinned_checked_and_keeps_its_data_on_its_own_volume(compose) -> None:
@@ -445,9 +528,3 @@ def test_postgres_is_pinned_checked_and_keeps_its_data_on_its_own_volume(compose
         for mount in service.get("volumes", [])
     ]
     assert source not in others
-
-
-def test_worker_and_api_wait_for_postgres_only_when_the_profile_runs_it(compose) -> None:
-    for name in ("worker", "api"):
-        wait = compose["services"][name]["depends_on"]["postgres"]
-        assert wait == {"condition": "service_healthy", "required": False}, name
