@@ -12,7 +12,7 @@ from shared.config import ArchiveLimits, Settings
 from shared.db import database
 from shared.models import Run, User, build_user_indexes
 from shared.pipeline import Job, process
-from shared.staging import USERS, Changes, Staging, staged_rows
+from shared.staging import STAGE, USERS, Changes, Staging, staged_rows
 from shared.storage import LocalStore
 from tests.shared.zips import IVAN, PNG, make_zip, users_zip
 
@@ -105,9 +105,10 @@ def test_a_load_gives_its_connection_back_with_sqlites_settings_as_they_were(sto
     settings = replace(Settings(), data_dir=tmp_path / "data")
     store = LocalStore(settings.data_dir, settings.processed_bucket)
 
-    def current() -> dict[str, int]:
+    def current() -> dict[str, object]:
         names = ("cache_size", "temp.cache_size", "wal_autocheckpoint")
-        return {name: database.execute_sql(f"PRAGMA {name}").fetchone()[0] for name in names}
+        settings = {name: database.execute_sql(f"PRAGMA {name}").fetchone()[0] for name in names}
+        return {**settings, "databases": attached()}
 
     before = current()
     assert before["wal_autocheckpoint"] > 0
@@ -117,6 +118,52 @@ def test_a_load_gives_its_connection_back_with_sqlites_settings_as_they_were(sto
     bad = make_zip(tmp_path / "bad.zip", {"1.csv": b"broken"})
     assert process(Job(bad, "bad.zip"), settings, store).status == "failed"
     assert current() == before
+
+
+def attached() -> list[str]:
+    return [row[1] for row in database.execute_sql("PRAGMA database_list").fetchall()]
+
+
+def test_a_staging_database_left_attached_is_replaced_by_the_next_load(store_db, tmp_path):
+    """A load whose clean-up failed leaves its staging database on the connection; the
+    next load detaches it before staging, so no stale row joins the new ones."""
+    if isinstance(store_db, peewee.PostgresqlDatabase):
+        pytest.skip("SQLite only: PostgreSQL's staging tables are temporary tables")
+    database.execute_sql(f"ATTACH DATABASE '' AS {STAGE}")
+    database.execute_sql(f"CREATE TABLE {STAGE}.{USERS} (user_id TEXT)")
+    database.execute_sql(f"INSERT INTO {USERS} VALUES ('stale')")  # noqa: S608
+    settings = replace(Settings(), data_dir=tmp_path / "data")
+    store = LocalStore(settings.data_dir, settings.processed_bucket)
+    run = process(Job(users_zip(tmp_path / "a.zip", ["1", "2"]), "a.zip"), settings, store)
+    assert (run.status, run.inserted) == ("succeeded", 2)
+    assert sorted(u.user_id for u in User.select()) == ["1", "2"]
+    assert STAGE not in attached()
+
+
+def test_a_committed_load_is_a_success_even_if_its_staging_tables_cannot_be_dropped(
+    store_db, tmp_path, monkeypatch, caplog
+):
+    """The run history must not call a committed load failed; the next load cleans up."""
+    settings = replace(Settings(), data_dir=tmp_path / "data")
+    store = LocalStore(settings.data_dir, settings.processed_bucket)
+    drop = Staging._drop
+    drops = []
+
+    def drop_fails_after_the_commit(staging: Staging) -> None:
+        drops.append(staging)
+        if len(drops) == 2:  # the first clears leftovers, the second ends the load
+            raise peewee.OperationalError("database is locked")
+        drop(staging)
+
+    monkeypatch.setattr(Staging, "_drop", drop_fails_after_the_commit)
+    run = process(Job(users_zip(tmp_path / "a.zip", ["1", "2"]), "a.zip"), settings, store)
+    assert len(drops) == 2
+    assert (run.status, run.inserted) == ("succeeded", 2)
+    assert Run.get_by_id(run.id).status == "succeeded"
+    assert "could not drop the staging tables: database is locked" in caplog.text
+    monkeypatch.undo()
+    again = process(Job(users_zip(tmp_path / "b.zip", ["1", "3"]), "b.zip"), settings, store)
+    assert (again.status, again.inserted, again.deleted) == ("succeeded", 1, 1)
 
 
 MIXED = {
