@@ -216,7 +216,8 @@ def _load(
                 record_data_change()
             _count(run, found, changes)
             run.save()
-        return list(staging.images_to_delete()) if changes.images_deleted else []
+            # Read before the commit: an error after it would record a committed load as failed.
+            return list(staging.images_to_delete()) if changes.images_deleted else []
 
 
 def _after_commit(

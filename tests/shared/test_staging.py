@@ -1,6 +1,7 @@
 """Staging a load in the store and merging it with SQL, on SQLite and PostgreSQL."""
 
 import threading
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -164,6 +165,26 @@ def test_a_committed_load_is_a_success_even_if_its_staging_tables_cannot_be_drop
     monkeypatch.undo()
     again = process(Job(users_zip(tmp_path / "b.zip", ["1", "3"]), "b.zip"), settings, store)
     assert (again.status, again.inserted, again.deleted) == ("succeeded", 1, 1)
+
+
+def test_a_load_that_fails_at_its_last_read_has_changed_nothing(store_db, tmp_path, monkeypatch):
+    """The run says failed only if the store says so too: the list of images to delete
+    is the last thing the load reads, and it is read before the commit."""
+    settings = replace(Settings(), data_dir=tmp_path / "data")
+    store = LocalStore(settings.data_dir, settings.processed_bucket)
+    first = users_zip(tmp_path / "a.zip", ["1", "2"], images=("1", "2"))
+    assert process(Job(first, "a.zip"), settings, store).inserted == 2
+
+    def unreadable(staging: Staging) -> Iterator[str]:
+        raise peewee.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(Staging, "images_to_delete", unreadable)
+    second = users_zip(tmp_path / "b.zip", ["1"], images=("1",))
+    with pytest.raises(peewee.OperationalError):
+        process(Job(second, "b.zip"), settings, store)
+    last = Run.select().order_by(Run.id.desc()).get()
+    assert (last.status, last.error) == ("failed", "OperationalError: disk I/O error")
+    assert sorted(u.user_id for u in User.select()) == ["1", "2"]
 
 
 MIXED = {
