@@ -217,7 +217,8 @@ class Staging:
         database.execute_sql(f"CREATE INDEX {schema}{table}_{column} ON {table} ({column})")
 
     def _drop(self) -> None:
-        """Drop the staged tables and put the connection's settings back."""
+        """Drop the staged tables (on SQLite, detach their database) and put the
+        connection's settings back."""
         if self.postgres:
             for name in (USERS, IMAGES, UPLOADS, GONE):
                 database.execute_sql(f"DROP TABLE IF EXISTS {name}")
