@@ -122,19 +122,34 @@ ABANDONED_NOTE = (
     "abandoned: the process loading it stopped before the load finished (killed, or its "
     "delivery taken back by RabbitMQ); a redelivered message is loaded again by a later run"
 )
+ABANDONED_AFTER_COMMIT_NOTE = (
+    "abandoned after its commit: the store holds this run's data, but the process loading "
+    "it stopped before it wrote output.csv and deleted the images no user has any more; "
+    "loading the archive again (a redelivered message does) changes no user and does both"
+)
 
 
 def abandon_orphaned_runs() -> int:
     """Mark every run left "running" by a process that died as abandoned; call under the load lock.
 
     A run is "running" only while its process holds the load lock, so a holder of the lock
-    that finds one knows no load holds it any more.
+    that finds one knows no load holds it any more. Whether that load committed is in the
+    run itself: its counts are saved in the load's transaction, and a load that commits
+    has at least one user, so `users_in_archive` is 0 until the commit.
     """
-    return (
-        Run.update(status="abandoned", note=ABANDONED_NOTE, finished_at=utcnow())
-        .where(Run.status == "running")
+    now = utcnow()
+    running = Run.status == "running"
+    after_commit = (
+        Run.update(status="abandoned", note=ABANDONED_AFTER_COMMIT_NOTE, finished_at=now)
+        .where(running & (Run.users_in_archive > 0))
         .execute()
     )
+    before_commit = (
+        Run.update(status="abandoned", note=ABANDONED_NOTE, finished_at=now)
+        .where(running)
+        .execute()
+    )
+    return after_commit + before_commit
 
 
 def record_skipped(

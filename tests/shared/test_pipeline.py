@@ -30,7 +30,14 @@ from shared.db import (
 from shared.demo import user_csv
 from shared.export import export_csv
 from shared.models import FILTERED_COLUMNS, MODELS, Run, User, create_schema, sort_key
-from shared.pipeline import Job, OutputPathError, process, record_skipped
+from shared.pipeline import (
+    ABANDONED_AFTER_COMMIT_NOTE,
+    ABANDONED_NOTE,
+    Job,
+    OutputPathError,
+    process,
+    record_skipped,
+)
 from shared.storage import LocalStore
 from tests.shared.zips import IVAN, PNG, make_zip, users_zip
 
@@ -232,6 +239,51 @@ class FailingStore(LocalStore):
         if self.writes > self.fail_after:
             raise ConnectionError("object store unreachable")
         super().put(key, data, content_type, version)
+
+
+class Stopped(BaseException):
+    """The process ending where it stands, as a kill would (no handler catches it)."""
+
+
+def test_a_run_whose_process_stopped_after_the_commit_says_its_data_is_stored(
+    env, tmp_path, monkeypatch
+):
+    settings, _ = env
+    archive = users_zip(tmp_path / "a.zip", ["1", "2"])
+
+    def stop(*args: object) -> None:
+        raise Stopped
+
+    monkeypatch.setattr("shared.pipeline._after_commit", stop)
+    with pytest.raises(Stopped):
+        load(archive, env)
+    monkeypatch.undo()
+    assert set(users()) == {"1", "2"}
+    assert not (settings.data_dir / "processed/output.csv").exists()
+
+    again = load(archive, env)  # the redelivered message
+    assert (again.status, again.inserted, again.unchanged) == ("succeeded", 0, 2)
+    assert (settings.data_dir / "processed/output.csv").read_text().count("\n") == 3
+    stopped = Run.get_by_id(again.id - 1)
+    assert (stopped.status, stopped.inserted) == ("abandoned", 2)
+    assert stopped.note == ABANDONED_AFTER_COMMIT_NOTE
+
+
+def test_a_run_whose_process_stopped_before_the_commit_says_it_changed_nothing(
+    env, tmp_path, monkeypatch
+):
+    def stop(*args: object) -> None:
+        raise Stopped
+
+    monkeypatch.setattr("shared.pipeline._upload_images", stop)
+    with pytest.raises(Stopped):
+        load(users_zip(tmp_path / "a.zip", ["1", "2"]), env)
+    monkeypatch.undo()
+    assert users() == {}
+    again = load(users_zip(tmp_path / "a.zip", ["1", "2"]), env)
+    assert again.inserted == 2
+    stopped = Run.get_by_id(again.id - 1)
+    assert (stopped.status, stopped.note) == ("abandoned", ABANDONED_NOTE)
 
 
 def test_storage_trouble_during_a_load_rolls_back_and_is_raised_for_a_retry(env, tmp_path):
