@@ -25,6 +25,7 @@ import io
 import itertools
 import json
 import logging
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -492,6 +493,8 @@ class Staging:
         )
 
 
+# What makes the csv module quote a field, given csv_text's line ends.
+CSV_QUOTED = re.compile(r'[",\r\n]')
 # One table's rows of a chunk: plain tuples, or the CSV text that PostgreSQL's COPY reads.
 # Either travels from a helper process cheaply (see `shared.reading`), and text is written
 # there, on the core the loading process does not use.
@@ -566,8 +569,10 @@ def staged_rows(chunk: Chunk, image_path: Callable[[str], str], as_csv: bool = F
         for rejection in chunk.not_png
     ]
     tables = (users, unchanged, failed, images)
-    batches: list[Batch] = [csv_text(rows) for rows in tables] if as_csv else list(tables)
-    return Rows(*batches, chunk.refused, chunk.read, chunk.unpacked)
+    if not as_csv:
+        return Rows(*tables, chunk.refused, chunk.read, chunk.unpacked)
+    text = [valid_users_csv(users), *(csv_text(rows) for rows in tables[1:])]
+    return Rows(*text, chunk.refused, chunk.read, chunk.unpacked)
 
 
 def csv_text(rows: list[tuple]) -> str:
@@ -579,6 +584,25 @@ def csv_text(rows: list[tuple]) -> str:
     text = io.StringIO()
     csv.writer(text, lineterminator="\r\n").writerows(rows)
     return text.getvalue()
+
+
+def valid_users_csv(rows: list[tuple]) -> str:
+    """`csv_text(rows)` for the valid users' rows of `staged_rows` (VALID_COLUMNS), in
+    little more than half the time: nearly every row's text holds no quote, comma or line
+    break and no NULL, so it is written as it stands; any other row goes through the csv
+    module."""
+    lines = []
+    for row in rows:
+        seq, user_id, member, key, first, last, birthts, birthdate, birth_ymd, printed = row
+        text = f"{user_id}{member}{key}{first}{last}{birthdate}{printed}"
+        if None in row or CSV_QUOTED.search(text):
+            lines.append(csv_text([row]))
+        else:
+            lines.append(
+                f"{seq},{user_id},{member},{key},{first},{last},{birthts},{birthdate},"
+                f"{birth_ymd},{printed}\r\n"
+            )
+    return "".join(lines)
 
 
 def stored_fingerprints(user_ids: list[str]) -> dict[str, str]:

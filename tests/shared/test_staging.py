@@ -1,5 +1,6 @@
 """Staging a load in the store and merging it with SQL, on SQLite and PostgreSQL."""
 
+import io
 import threading
 from collections.abc import Iterator
 from dataclasses import replace
@@ -7,13 +8,23 @@ from pathlib import Path
 
 import peewee
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from shared.archive import now_ms, open_archive
 from shared.config import ArchiveLimits, Settings
 from shared.db import database
 from shared.models import Run, User, build_user_indexes
 from shared.pipeline import Job, process
-from shared.staging import STAGE, USERS, Changes, Staging, staged_rows
+from shared.staging import (
+    STAGE,
+    USERS,
+    Changes,
+    Staging,
+    csv_text,
+    staged_rows,
+    valid_users_csv,
+)
 from shared.storage import LocalStore
 from tests.shared.zips import IVAN, PNG, make_zip, users_zip
 
@@ -330,3 +341,49 @@ def test_an_emptied_store_keeps_its_indexes_through_the_next_load(store_db, tmp_
     run = process(Job(users_zip(tmp_path / "b.zip", ["2"]), "b.zip"), settings, store)
     assert run.inserted == 1
     assert index_names() >= DECLARED
+
+
+TEXT = st.text(st.sampled_from('aZé ,"\r\n\t\\.'), min_size=1, max_size=6)
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 10**6),
+            TEXT,
+            TEXT,
+            TEXT,
+            st.one_of(TEXT, st.none()),
+            TEXT,
+            st.integers(-(10**13), 10**13),
+            st.one_of(st.just("1999-12-31"), TEXT),
+            st.integers(0, 99991231),
+            st.one_of(TEXT, st.none()),
+        ),
+        max_size=5,
+    )
+)
+def test_the_users_fast_csv_writes_what_the_csv_module_writes(rows):
+    """Commas, quotes, line breaks and NULLs included: COPY must read the same rows."""
+    assert valid_users_csv(rows) == csv_text(rows)
+
+
+def test_the_users_fast_csv_is_read_back_by_postgresql_as_written(store_db):
+    if not isinstance(store_db, peewee.PostgresqlDatabase):
+        pytest.skip("PostgreSQL's COPY reads it")
+    rows = [
+        (1, "7", 'a,"b"\r\n/7.csv', "k7", 'Zoë "Z"', "Smith, Jr.", 1, "1970-01-01", 19700101, "f"),
+        (2, "8", "plain/8.csv", "k8", "Ann", "Lee", 2, "1970-01-01", 19700101, "g"),
+    ]
+    database.execute_sql(
+        "CREATE TEMPORARY TABLE fast_csv (seq BIGINT, user_id TEXT, member TEXT, sort_key TEXT,"
+        " first_name TEXT, last_name TEXT, birthts BIGINT, birthdate TEXT, birth_ymd INTEGER,"
+        " csv_fingerprint TEXT)"
+    )
+    cursor = database.cursor()
+    cursor.copy_expert(
+        "COPY fast_csv FROM STDIN WITH (FORMAT csv)", io.StringIO(valid_users_csv(rows))
+    )
+    stored = database.execute_sql("SELECT * FROM fast_csv ORDER BY seq").fetchall()
+    database.execute_sql("DROP TABLE fast_csv")
+    assert stored == rows
