@@ -84,11 +84,11 @@ def process(
             with _gc_paused():
                 images_to_delete = _load(job, run, settings, store, on_progress)
         except ArchiveError as error:
-            _finish(run, "failed", error=str(error))
+            _fail(run, str(error))
             return run
         except Exception as error:
             try:
-                _finish(run, "failed", error=f"{type(error).__name__}: {error}")
+                _fail(run, f"{type(error).__name__}: {error}")
             except Exception:
                 log.exception("run %s: could not record the failure", run.id)
             raise
@@ -180,9 +180,16 @@ def _start_run(job: Job, mode: str) -> Run:
     return run
 
 
-def _finish(run: Run, status: str, error: str | None = None) -> None:
-    run.status, run.error, run.finished_at = status, error, utcnow()
+def _succeed(run: Run) -> None:
+    run.status, run.finished_at = "succeeded", utcnow()
     run.save()
+
+
+def _fail(run: Run, error: str) -> None:
+    """Record the failure, and only that: the run in hand may hold the counts of a merge
+    whose transaction rolled back, which were never true of the store."""
+    run.status, run.error, run.finished_at = "failed", error, utcnow()
+    run.save(only=[Run.status, Run.error, Run.finished_at])
 
 
 def _load(
@@ -265,7 +272,7 @@ def _after_commit(
         if settling is not None:
             attempt("settling the store for its readers", settling.result)
     run.warnings = warnings
-    _finish(run, "succeeded")
+    _succeed(run)
 
 
 def _settle() -> None:

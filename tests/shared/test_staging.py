@@ -196,6 +196,8 @@ def test_a_load_that_fails_at_its_last_read_has_changed_nothing(store_db, tmp_pa
     last = Run.select().order_by(Run.id.desc()).get()
     assert (last.status, last.error) == ("failed", "OperationalError: disk I/O error")
     assert sorted(u.user_id for u in User.select()) == ["1", "2"]
+    # The counts of the rolled-back merge were never true of the store.
+    assert set(last.counts().values()) == {0} and last.rejections == []
 
 
 MIXED = {
