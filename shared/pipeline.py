@@ -181,7 +181,8 @@ def _start_run(job: Job, mode: str) -> Run:
 
 
 def _succeed(run: Run) -> None:
-    run.status, run.finished_at = "succeeded", utcnow()
+    """A retried run is the same row: the error of its failed attempt goes."""
+    run.status, run.error, run.finished_at = "succeeded", None, utcnow()
     run.save()
 
 
