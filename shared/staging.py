@@ -9,8 +9,8 @@ from newer archives in merge mode), as one INSERT ... ON CONFLICT and one DELETE
 NOT EXISTS inside the load's transaction. The staging tables belong to the load's
 connection, so no reader ever sees them: temporary tables on PostgreSQL, and on SQLite
 tables in a private temporary database attached for the load, because detaching it
-discards them at once where dropping them walks every page (0.04 s of a 100,000-user
-load). They fill before that transaction starts, so the run's progress still commits
+discards them at once where dropping them walks every page (`bench/staging_bench.py`
+times both). They fill before that transaction starts, so the run's progress still commits
 while they do.
 """
 
@@ -587,10 +587,10 @@ def csv_text(rows: list[tuple]) -> str:
 
 
 def valid_users_csv(rows: list[tuple]) -> str:
-    """`csv_text(rows)` for the valid users' rows of `staged_rows` (VALID_COLUMNS), in
-    little more than half the time: nearly every row's text holds no quote, comma or line
-    break and no NULL, so it is written as it stands; any other row goes through the csv
-    module."""
+    """`csv_text(rows)` for the valid users' rows of `staged_rows` (VALID_COLUMNS), in less
+    time (`bench/staging_bench.py` times both): nearly every row's text holds no quote,
+    comma or line break and no NULL, so it is written as it stands; any other row goes
+    through the csv module."""
     lines = []
     for row in rows:
         seq, user_id, member, key, first, last, birthts, birthdate, birth_ymd, printed = row
